@@ -1,0 +1,216 @@
+/*
+ * backend: resolution (for host names) and a non-blocking connect(), tried
+ * on each resolved address in turn until one answers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/util.h>
+
+#include "backend.h"
+
+struct backend_connect {
+	struct event_base *base;
+	backend_connected_fn *cb;
+	void *arg;
+	struct evdns_getaddrinfo_request *dns_req;
+	struct evutil_addrinfo *addrs;	/* from evdns, NULL for numeric */
+	struct evutil_addrinfo *next;	/* next address to try */
+	struct sockaddr_storage numeric;
+	socklen_t numeric_len;
+	int fd;
+	int dns_result;			/* evdns's answer, once it came */
+	struct event *connect_ev;	/* connect completion */
+	struct event *defer_ev;		/* runs the next step from the loop */
+	char why[128];
+};
+
+static void try_next(struct backend_connect *bc);
+
+static void
+bc_free(struct backend_connect *bc)
+{
+	if (bc->fd >= 0)
+		close(bc->fd);
+	if (bc->connect_ev != NULL)
+		event_free(bc->connect_ev);
+	if (bc->defer_ev != NULL)
+		event_free(bc->defer_ev);
+	if (bc->addrs != NULL)
+		evutil_freeaddrinfo(bc->addrs);
+	free(bc);
+}
+
+static void
+finish(struct backend_connect *bc, int fd, const char *why)
+{
+	backend_connected_fn *cb = bc->cb;
+	void *arg = bc->arg;
+
+	bc_free(bc);
+	cb(fd, why, arg);
+}
+
+static void
+on_connect(evutil_socket_t fd, short what, void *arg)
+{
+	struct backend_connect *bc = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == 0) {
+		bc->fd = -1;
+		finish(bc, fd, NULL);
+		return;
+	}
+	snprintf(bc->why, sizeof(bc->why), "%s", strerror(err));
+	close(fd);
+	bc->fd = -1;
+	try_next(bc);
+}
+
+/* Start a connect to one address; 0 if under way, -1 with bc->why set. */
+static int
+connect_to(struct backend_connect *bc, const struct sockaddr *sa, socklen_t salen)
+{
+	int fd, one = 1;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(bc->why, sizeof(bc->why), "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* MQTT traffic is small messages: never hold them back. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
+		snprintf(bc->why, sizeof(bc->why), "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (bc->connect_ev != NULL)
+		event_free(bc->connect_ev);
+	bc->connect_ev = event_new(bc->base, fd, EV_WRITE, on_connect, bc);
+	if (bc->connect_ev == NULL || event_add(bc->connect_ev, NULL) != 0) {
+		snprintf(bc->why, sizeof(bc->why), "cannot watch the socket");
+		close(fd);
+		return -1;
+	}
+	bc->fd = fd;
+	return 0;
+}
+
+static void
+try_next(struct backend_connect *bc)
+{
+	while (bc->next != NULL) {
+		struct evutil_addrinfo *ai = bc->next;
+
+		bc->next = ai->ai_next;
+		if (connect_to(bc, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0)
+			return;
+	}
+	finish(bc, -1, bc->why[0] ? bc->why : "no address");
+}
+
+/*
+ * evdns may answer from inside evdns_getaddrinfo() (cached or local names),
+ * so the answer is only recorded here and acted on from the loop.
+ */
+static void
+on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct backend_connect *bc = arg;
+
+	bc->dns_req = NULL;
+	if (bc->cb == NULL) {		/* cancelled */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		bc_free(bc);
+		return;
+	}
+	bc->dns_result = result;
+	bc->addrs = bc->next = res;
+	event_active(bc->defer_ev, 0, 0);
+}
+
+static void
+on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	struct backend_connect *bc = arg;
+
+	if (bc->next == NULL && bc->addrs == NULL && bc->dns_result == 0) {
+		/* numeric address */
+		if (connect_to(bc, (struct sockaddr *)&bc->numeric, bc->numeric_len) != 0)
+			finish(bc, -1, bc->why);
+		return;
+	}
+	if (bc->dns_result != 0) {
+		snprintf(bc->why, sizeof(bc->why), "cannot resolve: %s",
+		    evutil_gai_strerror(bc->dns_result));
+		finish(bc, -1, bc->why);
+		return;
+	}
+	try_next(bc);
+}
+
+struct backend_connect *
+backend_connect_start(struct event_base *base, struct evdns_base *dns,
+    const struct hostport *hp, backend_connected_fn *cb, void *arg)
+{
+	struct backend_connect *bc;
+	struct evutil_addrinfo hints;
+	char port[8];
+
+	if ((bc = calloc(1, sizeof(*bc))) == NULL)
+		return NULL;
+	bc->base = base;
+	bc->cb = cb;
+	bc->arg = arg;
+	bc->fd = -1;
+	if ((bc->defer_ev = event_new(base, -1, 0, on_deferred, bc)) == NULL)
+		goto fail;
+	if (hp->numeric) {
+		bc->numeric = hp->sa;
+		bc->numeric_len = hp->salen;
+		event_active(bc->defer_ev, 0, 0);
+		return bc;
+	}
+	if (dns == NULL)
+		goto fail;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	snprintf(port, sizeof(port), "%u", hp->port);
+	bc->dns_req = evdns_getaddrinfo(dns, hp->host, port, &hints, on_resolved, bc);
+	return bc;
+
+fail:
+	bc_free(bc);
+	return NULL;
+}
+
+void
+backend_connect_cancel(struct backend_connect *bc)
+{
+	if (bc == NULL)
+		return;
+	if (bc->dns_req != NULL) {
+		/* evdns calls on_resolved with EVUTIL_EAI_CANCEL: make it a no-op. */
+		bc->cb = NULL;
+		evdns_getaddrinfo_cancel(bc->dns_req);
+		return;
+	}
+	bc_free(bc);
+}

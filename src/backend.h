@@ -1,0 +1,34 @@
+/*
+ * backend: open a non-blocking TCP connection to a backend address.  A
+ * numeric address connects at once; a host name is resolved with evdns so
+ * that no worker ever blocks on DNS.
+ */
+#ifndef TLSPROXY_BACKEND_H
+#define TLSPROXY_BACKEND_H
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "addr.h"
+
+struct backend_connect;
+
+/**
+ * Called once: with a connected, non-blocking socket that the callee now
+ * owns (fd >= 0), or with fd == -1 and a reason.
+ */
+typedef void backend_connected_fn(int fd, const char *why, void *arg);
+
+/**
+ * backend_connect_start(base, dns, hp, cb, arg): begin connecting to ${hp}.
+ * ${cb} is never called from inside this function.  Returns a handle that
+ * backend_connect_cancel() stops, or NULL if nothing could be started.
+ * The handle is freed after ${cb} has run.
+ */
+struct backend_connect *backend_connect_start(struct event_base *base,
+    struct evdns_base *dns, const struct hostport *hp, backend_connected_fn *cb, void *arg);
+
+/** backend_connect_cancel(bc): stop; ${cb} will not be called.  NULL is fine. */
+void backend_connect_cancel(struct backend_connect *bc);
+
+#endif

@@ -1,0 +1,601 @@
+/*
+ * config: the settings themselves: what each one is, its default and its
+ * range, and the checks that need more than one setting.  Reading,
+ * locating and reporting are config_get's job; this file says only what
+ * to read.  Nothing stops at the first error: the load fails at the end
+ * if anything was reported.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "config_get.h"
+
+#define DAY		(24 * 60 * 60)
+#define SEED_MIN	16
+#define SEED_MAX	4096
+#define NAME_MAX_LEN	64
+#define WORKERS_MAX	256
+#define WINDOW_MAX	1000	/* rotation intervals within decrypt_grace */
+
+static const struct config_get_choice log_levels[] = {
+	{ "error", LOG_LEVEL_ERROR }, { "warning", LOG_LEVEL_WARNING },
+	{ "info", LOG_LEVEL_INFO }, { "debug", LOG_LEVEL_DEBUG }, { NULL, 0 },
+};
+static const struct config_get_choice ticket_modes[] = {
+	{ "off", TICKETS_OFF }, { "stateful", TICKETS_STATEFUL },
+	{ "stateless", TICKETS_STATELESS }, { NULL, 0 },
+};
+static const struct config_get_choice verify_modes[] = {
+	{ "none", VERIFY_CLIENT_NONE }, { "optional", VERIFY_CLIENT_OPTIONAL },
+	{ "require", VERIFY_CLIENT_REQUIRE }, { NULL, 0 },
+};
+static const struct config_get_choice protocol_names[] = {
+	{ "TLSv1.2", PROTO_TLS12 }, { "TLSv1.3", PROTO_TLS13 }, { NULL, 0 },
+};
+
+static const char *const top_names[] = { "workers", "log_level",
+	"shutdown_timeout", "session_cache", "tickets", "listeners", NULL };
+static const char *const cache_names[] = { "size", "timeout", NULL };
+static const char *const ticket_names[] = { "mode", "seed", "seed_file",
+	"previous_seed", "previous_seed_file", "rotation_interval",
+	"decrypt_grace", "session_lifetime", "tls13_tickets", NULL };
+static const char *const listener_names[] = { "name", "listen", "backend",
+	"cert", "key", "client_ca", "protocols", "ciphers", "ciphersuites",
+	"verify_client", "handshake_timeout", "connect_timeout", "idle_timeout",
+	"max_connections", NULL };
+
+/* Free a secret after overwriting it, so that it does not linger in the heap. */
+static void
+free_secret(unsigned char *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+void
+settings_free(struct settings *s)
+{
+	struct listener_settings *l;
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->nlisteners; i++) {
+		l = &s->listeners[i];
+		free(l->name);
+		free(l->cert);
+		free(l->key);
+		free(l->client_ca);
+		free(l->ciphers);
+		free(l->ciphersuites);
+	}
+	free(s->listeners);
+	free_secret(s->tickets.seed, s->tickets.seed_len);
+	free_secret(s->tickets.previous_seed, s->tickets.previous_seed_len);
+	free(s->tickets.seed_file);
+	free(s->tickets.previous_seed_file);
+	for (i = 0; i < s->nfiles; i++)
+		free(s->files[i]);
+	free(s->files);
+	free(s->path);
+	free(s);
+}
+
+/* --- Ticket seeds ------------------------------------------------------- */
+
+/* Check a seed's length; ${what} names it without showing its bytes. */
+static int
+check_seed_len(const struct config_get_group *g, const config_setting_t *st,
+    const char *name, const char *what, size_t len)
+{
+	char full[128];
+
+	if (len >= SEED_MIN && len <= SEED_MAX)
+		return 0;
+	config_get_report(g, st, config_get_name(g, name, full, sizeof(full)),
+	    "%s is too %s: %zu bytes (%d to %d bytes; make one with "
+	    "head -c 32 /dev/urandom | base64)", what,
+	    len < SEED_MIN ? "short" : "long", len, SEED_MIN, SEED_MAX);
+	return -1;
+}
+
+/*
+ * Read a seed file: refused unless only its owner can get at it, since
+ * whoever reads it can decrypt every session ticket.  One trailing "\n"
+ * or "\r\n" is dropped, because editors and `base64` add one.
+ */
+static int
+read_seed_file(const struct config_get_group *g, const char *name,
+    unsigned char **seed, size_t *seedlen)
+{
+	const config_setting_t *st = config_get_member(g, name);
+	char full[128], shown[300];
+	const size_t cap = SEED_MAX + 3;	/* 1 past the longest + "\r\n" */
+	unsigned char *buf;
+	const char *path = config_setting_get_string(st);
+	struct stat sb;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	config_get_name(g, name, full, sizeof(full));
+	config_get_printable(path, 0, shown, sizeof(shown));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		config_get_report(g, st, full, "cannot read %s: %s", shown,
+		    strerror(errno));
+		goto err0;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		config_get_report(g, st, full, "%s is not a regular file", shown);
+		goto err1;
+	}
+	if (sb.st_mode & 077) {
+		config_get_report(g, st, full, "%s is accessible by group or "
+		    "others (run chmod 600 %s)", shown, shown);
+		goto err1;
+	}
+	if ((buf = malloc(cap)) == NULL) {
+		config_get_report(g, st, full, "out of memory");
+		goto err1;
+	}
+	while (len < cap && (n = read(fd, buf + len, cap - len)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			config_get_report(g, st, full, "cannot read %s: %s",
+			    shown, strerror(errno));
+			goto err2;
+		}
+		len += (size_t)n;
+	}
+	if (len > 0 && buf[len - 1] == '\n')
+		len -= (len > 1 && buf[len - 2] == '\r') ? 2 : 1;
+	if (check_seed_len(g, st, name, shown, len) == -1)
+		goto err2;
+
+	close(fd);
+	*seed = buf;
+	*seedlen = len;
+	return 0;
+
+err2:
+	free_secret(buf, cap);
+err1:
+	close(fd);
+err0:
+	return -1;
+}
+
+/* The bytes of inline seed ${name}, copied into a buffer we can wipe. */
+static int
+copy_seed(const struct config_get_group *g, const char *name, const char *text,
+    unsigned char **seed, size_t *seedlen)
+{
+	const config_setting_t *st = config_get_member(g, name);
+	size_t len = strlen(text);
+
+	if (check_seed_len(g, st, name, "the seed", len) == -1)
+		return -1;
+	if ((*seed = malloc(len)) == NULL) {
+		config_get_report(g, st, name, "out of memory");
+		return -1;
+	}
+	memcpy(*seed, text, len);
+	*seedlen = len;
+	return 0;
+}
+
+/*
+ * Seed from inline ${iname} or file ${fname}, at most one of them.
+ * Returns 0 if set, 1 if neither is, -1 after an error.
+ */
+static int
+get_seed(const struct config_get_group *g, const char *iname,
+    const char *fname, unsigned char **seed, size_t *seedlen, char **seed_file)
+{
+	const config_setting_t *ist = config_get_member(g, iname);
+	const config_setting_t *fst = config_get_member(g, fname);
+	const char *allowed = "a secret of 16 to 4096 bytes";
+	const char *text, *path;
+	struct config_where other;
+	unsigned char *fseed = NULL;
+	size_t fseedlen = 0;
+	char full[128], ffull[128];
+	int irc, frc;
+
+	/* Check both, even when both are set, to report every problem. */
+	if ((irc = config_get_string(g, iname, allowed, &text)) == 0)
+		irc = copy_seed(g, iname, text, seed, seedlen);
+	if ((frc = config_get_string(g, fname, "a path to a file of mode 600",
+	    &path)) == 0 && (frc = read_seed_file(g, fname, &fseed,
+	    &fseedlen)) == 0 && (*seed_file = strdup(path)) == NULL) {
+		config_get_report(g, fst, fname, "out of memory");
+		frc = -1;
+	}
+	if (ist != NULL && fst != NULL) {
+		other = config_get_where(g, fst);
+		config_get_report(g, ist, config_get_name(g, iname, full,
+		    sizeof(full)), "conflicts with %s at %s:%d (set only one of "
+		    "%s and %s)", config_get_name(g, fname, ffull, sizeof(ffull)),
+		    other.file, other.line, iname, fname);
+		irc = frc = -1;
+	}
+	if (frc == 0) {
+		*seed = fseed;
+		*seedlen = fseedlen;
+		return 0;
+	}
+	free_secret(fseed, fseedlen);
+	if (irc == -1 || frc == -1)
+		return -1;
+	return irc;
+}
+
+/* --- Settings ----------------------------------------------------------- */
+
+/* Checks between ticket settings, each read already (rc -1: it was bad). */
+static void
+check_tickets(const struct config_get_group *g, const struct settings *s,
+    int moderc, int rrc, int drc, int lrc)
+{
+	const struct ticket_settings *t = &s->tickets;
+	const config_setting_t *at;
+	char a[24], b[24];
+
+	/* Keys are only kept for decrypt_grace. */
+	if (lrc != -1 && drc != -1 && t->session_lifetime > t->decrypt_grace) {
+		at = config_get_member(g, "session_lifetime");
+		config_get_report(g, at ? at : config_get_member(g,
+		    "decrypt_grace"), "tickets.session_lifetime", "%s is longer "
+		    "than decrypt_grace (%s): a client could hold a ticket that "
+		    "no node can still decrypt (at most decrypt_grace)",
+		    config_get_duration_text(t->session_lifetime, a, sizeof(a)),
+		    config_get_duration_text(t->decrypt_grace, b, sizeof(b)));
+	}
+	/* Every node derives every key of the decrypt window each epoch. */
+	if (moderc != -1 && t->mode == TICKETS_STATELESS && rrc != -1 &&
+	    drc != -1 && t->decrypt_grace > WINDOW_MAX * t->rotation_interval)
+		config_get_report(g, config_get_member(g, "decrypt_grace"),
+		    "tickets.decrypt_grace", "%s spans %lld rotation intervals "
+		    "of %s (at most %d: lengthen rotation_interval or shorten "
+		    "decrypt_grace)", config_get_duration_text(t->decrypt_grace,
+		    a, sizeof(a)), (long long)((t->decrypt_grace +
+		    t->rotation_interval - 1) / t->rotation_interval),
+		    config_get_duration_text(t->rotation_interval, b, sizeof(b)),
+		    WINDOW_MAX);
+	/* Stateful tickets name a session cache entry. */
+	if (moderc == 0 && t->mode == TICKETS_STATEFUL &&
+	    s->session_cache_size == 0)
+		config_get_report(g, config_get_member(g, "mode"), "tickets.mode",
+		    "\"stateful\" needs the session cache (session_cache.size "
+		    "> 0)");
+}
+
+static void
+load_tickets(struct settings *s, const struct config_get_group *root)
+{
+	struct ticket_settings *t = &s->tickets;
+	struct config_get_group g;
+	int grc, mode, moderc, seedrc, rrc, drc, lrc;
+
+	grc = config_get_open(&g, root, "tickets");
+	config_get_unknown(&g, ticket_names);
+	t->where = config_get_where(&g, NULL);
+
+	moderc = config_get_choice(&g, "mode", ticket_modes, TICKETS_STATELESS,
+	    &mode);
+	t->mode = (enum tickets_mode)mode;
+	seedrc = get_seed(&g, "seed", "seed_file", &t->seed, &t->seed_len,
+	    &t->seed_file);
+	get_seed(&g, "previous_seed", "previous_seed_file", &t->previous_seed,
+	    &t->previous_seed_len, &t->previous_seed_file);
+	/* A broken tickets setting was reported already; don't pile on. */
+	if (seedrc == 1 && moderc != -1 && grc != -1 &&
+	    t->mode == TICKETS_STATELESS)
+		config_get_report(&g, NULL, "tickets", "no seed (set seed_file or "
+		    "seed, or mode = \"stateful\" or \"off\")");
+
+	rrc = config_get_duration(&g, "rotation_interval", 1, 7 * DAY, 3600,
+	    &t->rotation_interval);
+	drc = config_get_duration(&g, "decrypt_grace", 0, 30 * DAY, 12 * 3600,
+	    &t->decrypt_grace);
+	lrc = config_get_duration(&g, "session_lifetime", 1, 7 * DAY, 12 * 3600,
+	    &t->session_lifetime);
+	check_tickets(&g, s, moderc, rrc, drc, lrc);
+	config_get_int(&g, "tls13_tickets", 0, 16, 2, &t->tls13_tickets);
+}
+
+/* Listener names appear in logs and stats: keep them short and plain. */
+static void
+get_name(const struct config_get_group *g, char **out)
+{
+	const char *allowed = "1 to 64 of the characters A-Z a-z 0-9 _ . -";
+	const config_setting_t *st = config_get_member(g, "name");
+	char full[128], shown[96];
+	const char *name;
+	int rc;
+
+	if ((rc = config_get_string(g, "name", allowed, &name)) == 1)
+		config_get_missing(g, "name", allowed);
+	if (rc != 0)
+		return;
+	if (strlen(name) > NAME_MAX_LEN || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name)) {
+		config_get_report(g, st, config_get_name(g, "name", full,
+		    sizeof(full)), "%s is not a valid name (%s)",
+		    config_get_printable(name, 1, shown, sizeof(shown)), allowed);
+		return;
+	}
+	if ((*out = strdup(name)) == NULL)
+		config_get_report(g, st, "name", "out of memory");
+}
+
+static void
+load_listener(const struct config_get_group *g, struct listener_settings *l)
+{
+	const char *listen_allowed = "an IP address and port, such as "
+	    "\"0.0.0.0:8883\" or \"[::]:8883\"";
+	const char *backend_allowed = "\"host:port\", such as "
+	    "\"127.0.0.1:1883\", \"[::1]:1883\" or \"broker.example:1883\"";
+	const char *pem = "a readable PEM file";
+	char full[128];
+	int carc, vc;
+
+	config_get_unknown(g, listener_names);
+	l->where = config_get_where(g, NULL);
+
+	get_name(g, &l->name);
+	if (config_get_addr(g, "listen", 1, listen_allowed, &l->listen) == 1)
+		config_get_missing(g, "listen", listen_allowed);
+	if (config_get_addr(g, "backend", 0, backend_allowed, &l->backend) == 1)
+		config_get_missing(g, "backend", backend_allowed);
+	if (config_get_path(g, "cert", pem, &l->cert, &l->cert_where) == 1)
+		config_get_missing(g, "cert", "a readable PEM file: certificate, "
+		    "then chain");
+	/* Without a key setting, the cert file is a combined PEM. */
+	if (config_get_path(g, "key", pem, &l->key, &l->key_where) == 1 &&
+	    l->cert != NULL) {
+		if ((l->key = strdup(l->cert)) == NULL)
+			config_get_report(g, NULL, "key", "out of memory");
+		l->key_where = l->cert_where;
+	}
+	carc = config_get_path(g, "client_ca", pem, &l->client_ca,
+	    &l->client_ca_where);
+	config_get_choice_set(g, "protocols", protocol_names,
+	    PROTO_TLS12 | PROTO_TLS13, &l->protocols);
+	config_get_text(g, "ciphers", "an OpenSSL cipher list for TLS 1.2",
+	    &l->ciphers, &l->ciphers_where);
+	config_get_text(g, "ciphersuites", "an OpenSSL list of TLS 1.3 "
+	    "ciphersuites", &l->ciphersuites, &l->ciphersuites_where);
+
+	config_get_choice(g, "verify_client", verify_modes, VERIFY_CLIENT_NONE,
+	    &vc);
+	l->verify_client = (enum verify_client)vc;
+	if (l->verify_client != VERIFY_CLIENT_NONE && carc == 1)
+		config_get_report(g, config_get_member(g, "verify_client"),
+		    config_get_name(g, "verify_client", full, sizeof(full)),
+		    "\"%s\" needs client_ca (set client_ca to the CA file that "
+		    "signs client certificates, or verify_client = \"none\")",
+		    verify_modes[vc].name);
+
+	config_get_duration(g, "handshake_timeout", 1, 3600, 10,
+	    &l->handshake_timeout);
+	config_get_duration(g, "connect_timeout", 1, 3600, 5,
+	    &l->connect_timeout);
+	config_get_duration(g, "idle_timeout", 0, 30 * DAY, 0, &l->idle_timeout);
+	config_get_int(g, "max_connections", 1, 10000000, 100000,
+	    &l->max_connections);
+}
+
+/* Report listener ${i} if its name or address repeats an earlier one's. */
+static void
+check_duplicates(const struct config_get_group *root, const struct settings *s,
+    const config_setting_t *list, size_t i)
+{
+	const struct listener_settings *l = s->listeners;
+	const config_setting_t *here, *there;
+	struct config_where w;
+	char full[128], a[ADDR_TEXT_MAX], b[ADDR_TEXT_MAX];
+	int named = 0, bound = 0;
+	size_t j;
+
+	here = config_setting_get_elem(list, (unsigned)i);
+	for (j = 0; j < i; j++) {
+		there = config_setting_get_elem(list, (unsigned)j);
+		if (!named && l[i].name != NULL && l[j].name != NULL &&
+		    strcmp(l[i].name, l[j].name) == 0) {
+			w = config_get_where(root,
+			    config_setting_get_member(there, "name"));
+			snprintf(full, sizeof(full), "listeners[%zu].name", i);
+			config_get_report(root, config_setting_get_member(here,
+			    "name"), full, "\"%s\" is also the name of "
+			    "listeners[%zu] at %s:%d (names must be unique)",
+			    l[i].name, j, w.file, w.line);
+			named = 1;
+		}
+		if (!bound && l[i].listen.numeric && l[j].listen.numeric &&
+		    strcmp(addr_format((const struct sockaddr *)&l[i].listen.sa,
+		    a, sizeof(a)), addr_format((const struct sockaddr *)
+		    &l[j].listen.sa, b, sizeof(b))) == 0) {
+			w = config_get_where(root,
+			    config_setting_get_member(there, "listen"));
+			snprintf(full, sizeof(full), "listeners[%zu].listen", i);
+			config_get_report(root, config_setting_get_member(here,
+			    "listen"), full, "%s is also the address of "
+			    "listeners[%zu] at %s:%d (each listener needs its own "
+			    "address)", a, j, w.file, w.line);
+			bound = 1;
+		}
+	}
+}
+
+static void
+load_listeners(struct settings *s, const struct config_get_group *root)
+{
+	const char *allowed = "a list of groups: listeners = ( { name = ...; "
+	    "listen = ...; backend = ...; cert = ...; } )";
+	const config_setting_t *st = config_get_member(root, "listeners");
+	struct config_get_group g;
+	size_t i, n;
+
+	if (st == NULL) {
+		config_get_missing(root, "listeners", allowed);
+		return;
+	}
+	if (!config_setting_is_list(st) && !config_setting_is_array(st)) {
+		config_get_report(root, st, "listeners", "expected a list, got %s "
+		    "(%s)", config_get_type_name(st), allowed);
+		return;
+	}
+	if ((n = (size_t)config_setting_length(st)) == 0) {
+		config_get_report(root, st, "listeners", "empty (at least one "
+		    "listener: %s)", allowed);
+		return;
+	}
+	if ((s->listeners = calloc(n, sizeof(*s->listeners))) == NULL) {
+		config_get_report(root, st, "listeners", "out of memory");
+		return;
+	}
+	s->nlisteners = n;
+	for (i = 0; i < n; i++) {
+		if (config_get_open_elem(&g, root, "listeners", i) == -1)
+			continue;
+		load_listener(&g, &s->listeners[i]);
+		check_duplicates(root, s, st, i);
+	}
+}
+
+/* One worker per online CPU, within the allowed range. */
+static int64_t
+default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > WORKERS_MAX ? WORKERS_MAX : n;
+}
+
+static void
+load_top(struct settings *s, const struct config_get_group *root)
+{
+	struct config_get_group g;
+	int level;
+
+	config_get_unknown(root, top_names);
+	config_get_int(root, "workers", 1, WORKERS_MAX, default_workers(),
+	    &s->workers);
+	config_get_choice(root, "log_level", log_levels, LOG_LEVEL_INFO, &level);
+	s->log_level = (enum log_level)level;
+	config_get_duration(root, "shutdown_timeout", 0, DAY, 30,
+	    &s->shutdown_timeout);
+
+	config_get_open(&g, root, "session_cache");
+	config_get_unknown(&g, cache_names);
+	config_get_int(&g, "size", 0, 10000000, 20480, &s->session_cache_size);
+	config_get_duration(&g, "timeout", 1, DAY, 300,
+	    &s->session_cache_timeout);
+}
+
+/* --- The file ----------------------------------------------------------- */
+
+/*
+ * Parse ${path} into ${cfg}.  The file is opened first only to report
+ * why it cannot be read: libconfig says just "file I/O error".
+ */
+static int
+read_file(config_t *cfg, const char *path, struct config_errors *errs)
+{
+	char dir[4096], *name;
+	const char *slash, *file;
+	struct stat sb;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		config_errors_add(errs, path, 0, "cannot read", "%s",
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fclose(fp);
+		config_errors_add(errs, path, 0, "cannot read", "%s",
+		    strerror(EISDIR));
+		return -1;
+	}
+	fclose(fp);
+
+	/* @include "x.conf" is relative to this file, not to our cwd. */
+	if ((slash = strrchr(path, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+		    (int)(slash - path), path);
+	config_set_include_dir(cfg, dir);
+
+	if (config_read_file(cfg, path) == CONFIG_TRUE)
+		return 0;
+	name = config_get_file_name(path, config_error_file(cfg));
+	file = name != NULL ? name : path;
+	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
+		config_errors_add(errs, file, 0, "cannot read", "%s",
+		    config_error_text(cfg));
+	else if (strcmp(config_error_text(cfg), "syntax error") == 0)
+		config_errors_add(errs, file, config_error_line(cfg),
+		    "syntax error", "unexpected text (settings look like "
+		    "name = value;)");
+	else
+		config_errors_add(errs, file, config_error_line(cfg),
+		    "syntax error", "%s", config_error_text(cfg));
+	free(name);
+	return -1;
+}
+
+struct settings *
+settings_load(const char *path, struct config_errors *errs)
+{
+	struct config_get_loader *ld;
+	struct config_get_group root;
+	struct settings *s;
+	config_t cfg;
+
+	config_init(&cfg);
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->path = strdup(path)) == NULL) {
+		config_errors_add(errs, path, 0, NULL, "out of memory");
+		goto err1;
+	}
+	if (read_file(&cfg, path, errs) == -1)
+		goto err1;
+	if ((ld = config_get_loader_new(s, errs)) == NULL) {
+		config_errors_add(errs, path, 0, NULL, "out of memory");
+		goto err1;
+	}
+
+	config_get_open_root(&root, ld, config_root_setting(&cfg));
+	load_top(s, &root);
+	load_tickets(s, &root);
+	load_listeners(s, &root);
+	if (config_get_loader_finish(ld) == -1)	/* frees ld */
+		goto err1;
+
+	config_destroy(&cfg);
+	return s;
+
+err1:
+	config_destroy(&cfg);
+	settings_free(s);
+	return NULL;
+}

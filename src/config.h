@@ -1,0 +1,124 @@
+/*
+ * config: read the libconfig file into validated settings.
+ *
+ * Everything the daemon will do is decided here, before anything starts:
+ * every setting is checked for type and range, unknown settings are errors,
+ * and every problem is reported as "FILE:LINE: setting: what is wrong (what
+ * is allowed)", all of them in one pass.  The result is plain data; runtime
+ * objects (SSL_CTX, sockets) are built from it by other modules.
+ */
+#ifndef TLSPROXY_CONFIG_H
+#define TLSPROXY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "log.h"
+
+/* A list of error lines, collected so that all of them can be reported. */
+struct config_errors {
+	char **lines;
+	size_t count;
+	size_t cap;
+};
+
+/**
+ * config_errors_add(errs, file, line, setting, fmt, ...): append
+ * "FILE:LINE: setting: message".  A ${line} <= 0 leaves out ":LINE" and a
+ * NULL ${setting} leaves out "setting: ".  If memory runs out the line is
+ * dropped.
+ */
+void config_errors_add(struct config_errors *errs, const char *file, int line,
+    const char *setting, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/** config_errors_clear(errs): free every line; ${errs} can be reused. */
+void config_errors_clear(struct config_errors *errs);
+
+enum verify_client {
+	VERIFY_CLIENT_NONE = 0,
+	VERIFY_CLIENT_OPTIONAL,
+	VERIFY_CLIENT_REQUIRE,
+};
+
+enum tickets_mode {
+	TICKETS_OFF = 0,	/* no tickets; TLS 1.2 session IDs only */
+	TICKETS_STATEFUL,	/* TLS 1.3 tickets that name a node-local cache entry */
+	TICKETS_STATELESS,	/* tickets encrypted under seed-derived keys */
+};
+
+/* Where a setting stood, so that later checks (loading a certificate) can name it. */
+struct config_where {
+	const char *file;	/* owned by struct settings: its path or files[] */
+	int line;
+};
+
+/* Bits of listener_settings.protocols */
+#define PROTO_TLS12 0x1
+#define PROTO_TLS13 0x2
+
+struct listener_settings {
+	char *name;
+	struct hostport listen;
+	struct hostport backend;
+	char *cert;			/* PEM: leaf first, chain after */
+	char *key;
+	char *client_ca;		/* NULL: none */
+	char *ciphers;			/* NULL: the built-in default */
+	char *ciphersuites;		/* NULL: the built-in default */
+	unsigned protocols;		/* PROTO_* bits, at least one */
+	enum verify_client verify_client;
+	int64_t handshake_timeout;	/* seconds, > 0 */
+	int64_t connect_timeout;	/* seconds, > 0 */
+	int64_t idle_timeout;		/* seconds, 0: none */
+	int64_t max_connections;	/* > 0 */
+	struct config_where where;	/* the listener's group */
+	struct config_where cert_where, key_where, client_ca_where;
+	struct config_where ciphers_where, ciphersuites_where;
+};
+
+struct ticket_settings {
+	enum tickets_mode mode;
+	/* The seeds' bytes (file content without one trailing newline, or the
+	 * inline string).  Wiped when the settings are freed. */
+	unsigned char *seed;
+	size_t seed_len;
+	char *seed_file;		/* NULL when the seed was inline */
+	unsigned char *previous_seed;	/* NULL: none */
+	size_t previous_seed_len;
+	char *previous_seed_file;
+	int64_t rotation_interval;	/* seconds */
+	int64_t decrypt_grace;		/* seconds */
+	int64_t session_lifetime;	/* seconds */
+	int64_t tls13_tickets;		/* NewSessionTickets after each TLS 1.3 handshake */
+	struct config_where where;
+};
+
+struct settings {
+	char *path;			/* the file these came from */
+	int64_t workers;		/* >= 1 */
+	enum log_level log_level;
+	int64_t shutdown_timeout;	/* seconds */
+	int64_t session_cache_size;	/* 0: no session-ID cache */
+	int64_t session_cache_timeout;	/* seconds */
+	struct ticket_settings tickets;
+	struct listener_settings *listeners;
+	size_t nlisteners;
+	/* Names of @include'd files that some config_where points to. */
+	char **files;
+	size_t nfiles;
+};
+
+/**
+ * settings_load(path, errs): parse and validate ${path}.  Returns the
+ * settings, or NULL with at least one line added to ${errs} (none only if
+ * memory ran out).  The caller owns the result and frees it with
+ * settings_free().
+ */
+struct settings *settings_load(const char *path, struct config_errors *errs);
+
+/** settings_free(s): wipe the seeds and free everything; NULL is fine. */
+void settings_free(struct settings *s);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * conn: the life of one client connection.
+ *
+ *   HANDSHAKE  -> SSL_do_handshake until done (handshake_timeout)
+ *   CONNECTING -> the backend connect (connect_timeout); the client is not
+ *                 read meanwhile, so its data waits in the kernel
+ *   RELAYING   -> relay_run() on every readiness (idle_timeout)
+ *
+ * One timer serves whichever timeout applies to the current state.  Every
+ * way out goes through conn_free(), which releases everything the
+ * connection holds: socket, SSL, backend, events, its slot in the
+ * listener's count and its reference to the service.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include <event2/event_struct.h>
+
+#include "backend.h"
+#include "conn.h"
+#include "log.h"
+#include "relay.h"
+#include "service.h"
+#include "stats.h"
+#include "ticket_keys.h"
+
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_CONNECTING,
+	CONN_RELAYING,
+};
+
+struct conn {
+	struct conn_env *env;
+	struct conn *prev, *next;
+	struct listener *listener;
+	struct service *service;
+	enum conn_state state;
+	int fd;
+	SSL *ssl;
+	struct backend_connect *connecting;
+	struct relay relay;		/* valid in CONN_RELAYING */
+	struct event client_read, client_write;
+	struct event backend_read, backend_write;
+	struct event timer;
+	unsigned watching;		/* RELAY_WANT_* bits currently added */
+	time_t started;
+	time_t last_active;
+	char peer[ADDR_TEXT_MAX];
+};
+
+static void conn_free(struct conn *c);
+static void on_client(evutil_socket_t fd, short what, void *arg);
+static void on_backend(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static time_t
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Add or delete events so that exactly ${wants} is watched. */
+static void
+conn_watch(struct conn *c, unsigned wants)
+{
+	struct {
+		unsigned bit;
+		struct event *ev;
+	} map[] = {
+		{ RELAY_WANT_CLIENT_READ, &c->client_read },
+		{ RELAY_WANT_CLIENT_WRITE, &c->client_write },
+		{ RELAY_WANT_BACKEND_READ, &c->backend_read },
+		{ RELAY_WANT_BACKEND_WRITE, &c->backend_write },
+	};
+	unsigned changed = (wants ^ c->watching) & 0xf;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (!(changed & map[i].bit))
+			continue;
+		if (wants & map[i].bit)
+			event_add(map[i].ev, NULL);
+		else
+			event_del(map[i].ev);
+	}
+	c->watching = wants & 0xf;
+}
+
+static void
+conn_set_timer(struct conn *c, int64_t seconds)
+{
+	struct timeval tv = { .tv_sec = (time_t)seconds, .tv_usec = 0 };
+
+	if (seconds > 0)
+		event_add(&c->timer, &tv);
+	else
+		event_del(&c->timer);
+}
+
+/* The verified client certificate's subject, or "" without one. */
+static void
+client_subject(SSL *ssl, char *buf, size_t len)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	BIO *bio;
+	int n;
+
+	buf[0] = '\0';
+	if (cert == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
+		return;
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+		n = BIO_read(bio, buf, (int)len - 1);
+		buf[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(bio);
+}
+
+/* Which counter a handshake adds to; also named in its log line. */
+static enum stat_counter
+handshake_kind(SSL *ssl, const char **kind)
+{
+	int tls13 = SSL_version(ssl) == TLS1_3_VERSION;
+
+	if (!SSL_session_reused(ssl)) {
+		*kind = "full handshake";
+		return tls13 ? STAT_HANDSHAKE_FULL_TLS13 : STAT_HANDSHAKE_FULL_TLS12;
+	}
+	switch (ticket_match_of(ssl)) {
+	case TICKET_MATCH_CURRENT:
+		*kind = "resumed (ticket)";
+		return tls13 ? STAT_RESUMED_TLS13_TICKET_CURRENT : STAT_RESUMED_TLS12_TICKET_CURRENT;
+	case TICKET_MATCH_GRACE:
+		*kind = "resumed (ticket, grace key)";
+		return tls13 ? STAT_RESUMED_TLS13_TICKET_GRACE : STAT_RESUMED_TLS12_TICKET_GRACE;
+	case TICKET_MATCH_PREVIOUS_SEED:
+		*kind = "resumed (ticket, previous seed)";
+		return tls13 ? STAT_RESUMED_TLS13_TICKET_PREVIOUS_SEED :
+		    STAT_RESUMED_TLS12_TICKET_PREVIOUS_SEED;
+	default:
+		/* No seed-derived key was used: the node-local session cache was. */
+		*kind = tls13 ? "resumed (stateful ticket)" : "resumed (session ID)";
+		return tls13 ? STAT_RESUMED_TLS13_STATEFUL : STAT_RESUMED_TLS12_SESSION_ID;
+	}
+}
+
+static void
+on_backend_connected(int fd, const char *why, void *arg)
+{
+	struct conn *c = arg;
+	char backend[ADDR_TEXT_MAX + ADDR_HOST_MAX];
+
+	c->connecting = NULL;
+	if (fd < 0) {
+		snprintf(backend, sizeof(backend), "%s:%u", c->service->backend.host,
+		    c->service->backend.port);
+		log_warning("%s %s: backend %s: %s", c->service->name, c->peer, backend, why);
+		stats_add(STAT_BACKEND_FAILED, 1);
+		/* A clean close: the client learns the session is over. */
+		SSL_shutdown(c->ssl);
+		conn_free(c);
+		return;
+	}
+	c->state = CONN_RELAYING;
+	relay_init(&c->relay, c->ssl, c->fd, fd);
+	event_assign(&c->backend_read, c->env->base, fd, EV_READ | EV_PERSIST, on_backend, c);
+	event_assign(&c->backend_write, c->env->base, fd, EV_WRITE | EV_PERSIST, on_backend, c);
+	c->last_active = now_seconds();
+	conn_set_timer(c, c->service->idle_timeout);
+	/* Run once: the client may have sent data together with its Finished. */
+	on_client(c->fd, EV_READ, c);
+}
+
+static void
+handshake_done(struct conn *c)
+{
+	char subject[256];
+	const char *kind;
+
+	stats_add(handshake_kind(c->ssl, &kind), 1);
+	client_subject(c->ssl, subject, sizeof(subject));
+	log_info("%s %s: %s %s %s%s%s%s", c->service->name, c->peer,
+	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), kind,
+	    subject[0] ? ", client \"" : "", subject, subject[0] ? "\"" : "");
+
+	conn_watch(c, 0);
+	c->state = CONN_CONNECTING;
+	conn_set_timer(c, c->service->connect_timeout);
+	c->connecting = backend_connect_start(c->env->base, c->env->dns, &c->service->backend,
+	    on_backend_connected, c);
+	if (c->connecting == NULL) {
+		log_warning("%s %s: cannot start the backend connect", c->service->name, c->peer);
+		stats_add(STAT_BACKEND_FAILED, 1);
+		conn_free(c);
+	}
+}
+
+static void
+handshake_step(struct conn *c)
+{
+	int n, err;
+	char reasons[256];
+
+	ERR_clear_error();
+	n = SSL_do_handshake(c->ssl);
+	if (n == 1) {
+		handshake_done(c);
+		return;
+	}
+	err = SSL_get_error(c->ssl, n);
+	if (err == SSL_ERROR_WANT_READ) {
+		conn_watch(c, RELAY_WANT_CLIENT_READ);
+		return;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		conn_watch(c, RELAY_WANT_CLIENT_WRITE);
+		return;
+	}
+	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */
+	if (ERR_peek_error() == 0)
+		snprintf(reasons, sizeof(reasons), "%s",
+		    err == SSL_ERROR_SYSCALL && errno ? strerror(errno) :
+		    "connection closed by the client");
+	else
+		ssl_errors_drain(reasons, sizeof(reasons));
+	log_info("%s %s: handshake failed: %s", c->service->name, c->peer, reasons);
+	stats_add(STAT_HANDSHAKE_FAILED, 1);
+	conn_free(c);
+}
+
+static void
+relay_step(struct conn *c)
+{
+	unsigned wants = 0;
+	enum relay_status st;
+
+	st = relay_run(&c->relay, c->env->scratch, c->env->scratch_len, &wants);
+	c->last_active = now_seconds();
+	if (st == RELAY_FAILED) {
+		log_info("%s %s: closed: %s (%llu bytes in, %llu out)", c->service->name,
+		    c->peer, c->relay.error, (unsigned long long)c->relay.bytes_to_backend,
+		    (unsigned long long)c->relay.bytes_to_client);
+		conn_free(c);
+		return;
+	}
+	if (st == RELAY_FINISHED) {
+		log_info("%s %s: closed after %llds (%llu bytes in, %llu out)",
+		    c->service->name, c->peer, (long long)(now_seconds() - c->started),
+		    (unsigned long long)c->relay.bytes_to_backend,
+		    (unsigned long long)c->relay.bytes_to_client);
+		conn_free(c);
+		return;
+	}
+	conn_watch(c, wants);
+	if (wants & RELAY_WANT_AGAIN)
+		event_active(&c->client_read, EV_READ, 0);
+}
+
+static void
+on_client(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_HANDSHAKE)
+		handshake_step(c);
+	else if (c->state == CONN_RELAYING)
+		relay_step(c);
+}
+
+static void
+on_backend(evutil_socket_t fd, short what, void *arg)
+{
+	relay_step(arg);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	time_t idle;
+
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		log_info("%s %s: handshake timed out after %llds", c->service->name, c->peer,
+		    (long long)c->service->handshake_timeout);
+		stats_add(STAT_HANDSHAKE_TIMEOUT, 1);
+		break;
+	case CONN_CONNECTING:
+		log_warning("%s %s: backend %s:%u: connect timed out after %llds",
+		    c->service->name, c->peer, c->service->backend.host,
+		    c->service->backend.port, (long long)c->service->connect_timeout);
+		stats_add(STAT_BACKEND_FAILED, 1);
+		SSL_shutdown(c->ssl);
+		break;
+	case CONN_RELAYING:
+		/* The timer is not moved on every read: check how long it really was. */
+		idle = now_seconds() - c->last_active;
+		if (idle < c->service->idle_timeout) {
+			conn_set_timer(c, c->service->idle_timeout - idle);
+			return;
+		}
+		log_info("%s %s: idle for %llds, closing (%llu bytes in, %llu out)",
+		    c->service->name, c->peer, (long long)idle,
+		    (unsigned long long)c->relay.bytes_to_backend,
+		    (unsigned long long)c->relay.bytes_to_client);
+		SSL_shutdown(c->ssl);
+		break;
+	}
+	conn_free(c);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	struct conn_env *env = c->env;
+
+	event_del(&c->client_read);
+	event_del(&c->client_write);
+	event_del(&c->timer);
+	if (c->state == CONN_RELAYING) {
+		event_del(&c->backend_read);
+		event_del(&c->backend_write);
+		close(c->relay.backend_fd);
+		relay_release(&c->relay);
+	}
+	backend_connect_cancel(c->connecting);
+	SSL_free(c->ssl);
+	close(c->fd);
+	listener_conn_release(c->listener);
+	service_unref(c->service);
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		env->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c);
+	if (--env->count == 0 && env->on_empty != NULL)
+		env->on_empty(env->on_empty_arg);
+}
+
+/* Refusing at the limit is logged at most once a second per thread. */
+static void
+refuse_at_limit(struct service *svc, const char *peer)
+{
+	static _Thread_local time_t last;
+	time_t now = now_seconds();
+
+	stats_add(STAT_CONN_REFUSED_LIMIT, 1);
+	if (now != last) {
+		last = now;
+		log_warning("%s %s: refused: max_connections (%lld) reached", svc->name, peer,
+		    (long long)svc->max_connections);
+	}
+}
+
+void
+conn_accept(struct conn_env *env, struct listener *l, int fd,
+    const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct service *svc = listener_service(l);
+	struct conn *c = NULL;
+	char peertext[ADDR_TEXT_MAX];
+	int one = 1;
+
+	addr_format(peer, peertext, sizeof(peertext));
+	if (listener_conn_acquire(l, svc->max_connections) != 0) {
+		refuse_at_limit(svc, peertext);
+		goto err1;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->ssl = SSL_new(svc->ctx)) == NULL ||
+	    SSL_set_fd(c->ssl, fd) != 1) {
+		log_ssl_error(LOG_LEVEL_ERROR, "%s %s: cannot set up the connection", svc->name,
+		    peertext);
+		goto err2;
+	}
+	stats_add(STAT_CONN_ACCEPTED, 1);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	SSL_set_accept_state(c->ssl);
+	c->env = env;
+	c->listener = l;
+	c->service = svc;
+	c->fd = fd;
+	c->state = CONN_HANDSHAKE;
+	c->started = c->last_active = now_seconds();
+	memcpy(c->peer, peertext, sizeof(c->peer));
+	event_assign(&c->client_read, env->base, fd, EV_READ | EV_PERSIST, on_client, c);
+	event_assign(&c->client_write, env->base, fd, EV_WRITE | EV_PERSIST, on_client, c);
+	evtimer_assign(&c->timer, env->base, on_timer, c);
+
+	c->next = env->head;
+	if (env->head != NULL)
+		env->head->prev = c;
+	env->head = c;
+	env->count++;
+
+	log_debug("%s %s: accepted", svc->name, c->peer);
+	conn_set_timer(c, svc->handshake_timeout);
+	/* Most ClientHellos have arrived by now; try before waiting. */
+	handshake_step(c);
+	return;
+
+err2:
+	if (c != NULL)
+		SSL_free(c->ssl);
+	free(c);
+	listener_conn_release(l);
+err1:
+	close(fd);
+	service_unref(svc);
+}
+
+void
+conn_close_all(struct conn_env *env)
+{
+	while (env->head != NULL) {
+		struct conn *c = env->head;
+
+		if (c->state != CONN_HANDSHAKE)
+			SSL_shutdown(c->ssl);
+		log_info("%s %s: closed by shutdown", c->service->name, c->peer);
+		conn_free(c);
+	}
+}

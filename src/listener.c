@@ -1,0 +1,176 @@
+/*
+ * listener: a listening socket shared by all workers.  Each worker watches
+ * the same fd and accepts from it; the kernel hands each connection to one
+ * of them.  The current service is swapped under a mutex so that a worker
+ * always takes a reference to a complete one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "listener.h"
+
+#define LISTEN_BACKLOG 4096
+
+struct listener {
+	char *name;
+	struct hostport address;
+	int fd;
+	pthread_mutex_t lock;		/* protects service */
+	struct service *service;
+	atomic_long connections;
+};
+
+static int
+bind_socket(const struct hostport *hp, char *why, size_t whylen)
+{
+	int fd, one = 1;
+
+	fd = socket(hp->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		goto err0;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+		snprintf(why, whylen, "SO_REUSEADDR: %s", strerror(errno));
+		goto err1;
+	}
+	/* An IPv6 listener means IPv6 only: say 0.0.0.0 separately for IPv4. */
+	if (hp->sa.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+		snprintf(why, whylen, "IPV6_V6ONLY: %s", strerror(errno));
+		goto err1;
+	}
+	if (bind(fd, (const struct sockaddr *)&hp->sa, hp->salen) != 0) {
+		snprintf(why, whylen, "bind: %s", strerror(errno));
+		goto err1;
+	}
+	if (listen(fd, LISTEN_BACKLOG) != 0) {
+		snprintf(why, whylen, "listen: %s", strerror(errno));
+		goto err1;
+	}
+	return fd;
+
+err1:
+	close(fd);
+err0:
+	return -1;
+}
+
+struct listener *
+listener_new(const struct listener_settings *ls, struct service *svc, char *why, size_t whylen)
+{
+	struct listener *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL || (l->name = strdup(ls->name)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto err1;
+	}
+	l->address = ls->listen;
+	if ((l->fd = bind_socket(&ls->listen, why, whylen)) < 0)
+		goto err1;
+	pthread_mutex_init(&l->lock, NULL);
+	atomic_init(&l->connections, 0);
+	l->service = svc;
+	return l;
+
+err1:
+	if (l != NULL)
+		free(l->name);
+	free(l);
+	service_unref(svc);
+	return NULL;
+}
+
+void
+listener_close_socket(struct listener *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+}
+
+void
+listener_free(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	listener_close_socket(l);
+	service_unref(l->service);
+	pthread_mutex_destroy(&l->lock);
+	free(l->name);
+	free(l);
+}
+
+int
+listener_fd(const struct listener *l)
+{
+	return l->fd;
+}
+
+const char *
+listener_name(const struct listener *l)
+{
+	return l->name;
+}
+
+const struct hostport *
+listener_address(const struct listener *l)
+{
+	return &l->address;
+}
+
+struct service *
+listener_service(struct listener *l)
+{
+	struct service *svc;
+
+	pthread_mutex_lock(&l->lock);
+	svc = service_ref(l->service);
+	pthread_mutex_unlock(&l->lock);
+	return svc;
+}
+
+void
+listener_set_service(struct listener *l, struct service *svc)
+{
+	struct service *old;
+
+	pthread_mutex_lock(&l->lock);
+	old = l->service;
+	l->service = svc;
+	pthread_mutex_unlock(&l->lock);
+	service_unref(old);
+}
+
+int
+listener_conn_acquire(struct listener *l, int64_t max)
+{
+	long n = atomic_fetch_add_explicit(&l->connections, 1, memory_order_relaxed);
+
+	if (n >= max) {
+		atomic_fetch_sub_explicit(&l->connections, 1, memory_order_relaxed);
+		return -1;
+	}
+	return 0;
+}
+
+void
+listener_conn_release(struct listener *l)
+{
+	atomic_fetch_sub_explicit(&l->connections, 1, memory_order_relaxed);
+}
+
+long
+listener_connections(const struct listener *l)
+{
+	return atomic_load_explicit(&((struct listener *)l)->connections, memory_order_relaxed);
+}

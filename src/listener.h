@@ -1,0 +1,60 @@
+/*
+ * listener: one bound listening socket, shared by every worker, and the
+ * service that currently answers on it.  The service can be swapped by a
+ * reload; the socket and the connection count live as long as the daemon.
+ */
+#ifndef TLSPROXY_LISTENER_H
+#define TLSPROXY_LISTENER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "service.h"
+
+struct listener;
+
+/**
+ * listener_new(ls, svc, why, whylen): bind and listen on ${ls}->listen
+ * (non-blocking, close-on-exec) and answer with ${svc}, whose reference is
+ * taken over.  NULL with a reason in ${why} on failure.
+ */
+struct listener *listener_new(const struct listener_settings *ls, struct service *svc,
+    char *why, size_t whylen);
+
+/** listener_free(l): close the socket and drop the service; NULL is fine. */
+void listener_free(struct listener *l);
+
+/**
+ * listener_close_socket(l): stop listening (new connections are refused by
+ * the kernel); only once no worker watches the socket any more.
+ */
+void listener_close_socket(struct listener *l);
+
+/** listener_fd(l): the listening socket, -1 once closed. */
+int listener_fd(const struct listener *l);
+
+/** listener_name(l): the listener's name from the config. */
+const char *listener_name(const struct listener *l);
+
+/** listener_address(l): the address it is bound to, for comparisons on reload. */
+const struct hostport *listener_address(const struct listener *l);
+
+/** listener_service(l): the current service, with a new reference for the caller. */
+struct service *listener_service(struct listener *l);
+
+/** listener_set_service(l, svc): answer new connections with ${svc} (reference taken over). */
+void listener_set_service(struct listener *l, struct service *svc);
+
+/**
+ * listener_conn_acquire(l, max): count one more connection unless ${max}
+ * are already open; returns 0, or -1 when at the limit.
+ */
+int listener_conn_acquire(struct listener *l, int64_t max);
+
+/** listener_conn_release(l): one connection fewer. */
+void listener_conn_release(struct listener *l);
+
+/** listener_connections(l): connections open now. */
+long listener_connections(const struct listener *l);
+
+#endif

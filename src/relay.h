@@ -1,0 +1,64 @@
+/*
+ * relay: moves plaintext between a TLS client and a TCP backend, both
+ * non-blocking, until both directions have ended.
+ *
+ * It does I/O only; the caller owns the sockets, the SSL object and the
+ * events.  After each relay_run() the caller watches exactly the fd
+ * readiness the relay asked for.  A direction holds at most one scratch
+ * buffer's worth of unsent data, so memory is bounded whatever the peers
+ * do, and an idle relay holds no buffer at all.
+ */
+#ifndef TLSPROXY_RELAY_H
+#define TLSPROXY_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+/* What the relay waits for before it can make progress again. */
+#define RELAY_WANT_CLIENT_READ   0x1
+#define RELAY_WANT_CLIENT_WRITE  0x2
+#define RELAY_WANT_BACKEND_READ  0x4
+#define RELAY_WANT_BACKEND_WRITE 0x8
+#define RELAY_WANT_AGAIN         0x10	/* budget used up: run again soon */
+
+enum relay_status {
+	RELAY_OPEN,		/* still relaying; see the wants */
+	RELAY_FINISHED,		/* both directions ended cleanly */
+	RELAY_FAILED,		/* a reset or protocol error; see relay_error() */
+};
+
+struct relay_pending {
+	unsigned char *data;	/* NULL when nothing is pending */
+	size_t len;
+	size_t off;
+};
+
+struct relay {
+	SSL *ssl;
+	int client_fd;
+	int backend_fd;
+	unsigned state;			/* RELAY_* flags in relay.c */
+	struct relay_pending to_backend;
+	struct relay_pending to_client;
+	uint64_t bytes_to_backend;
+	uint64_t bytes_to_client;
+	char error[160];		/* why, when RELAY_FAILED */
+};
+
+/** relay_init(r, ssl, client_fd, backend_fd): start relaying; owns nothing. */
+void relay_init(struct relay *r, SSL *ssl, int client_fd, int backend_fd);
+
+/**
+ * relay_run(r, scratch, len, wants): move as much as possible without
+ * blocking, using ${scratch} (shared by every relay of a thread) for
+ * reads.  Sets ${wants} to RELAY_WANT_* bits and returns the status.
+ */
+enum relay_status relay_run(struct relay *r, unsigned char *scratch, size_t len,
+    unsigned *wants);
+
+/** relay_release(r): free pending data (the relay is being torn down). */
+void relay_release(struct relay *r);
+
+#endif

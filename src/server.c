@@ -1,0 +1,447 @@
+/*
+ * server: start-up, reload and shutdown of the whole daemon.
+ *
+ * Reload is parse, validate, build, then swap: a new settings file is read
+ * and every listener's new service (TLS context included) is built before
+ * anything changes; any error leaves the running configuration untouched.
+ * Listening addresses are fixed at start-up: a reload that adds, removes or
+ * moves a listener is refused (restart to apply it), because a proxy in
+ * front of a broker must never silently stop listening where it did.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "listener.h"
+#include "log.h"
+#include "server.h"
+#include "service.h"
+#include "stats.h"
+#include "tls_ctx.h"
+#include "worker.h"
+
+#define EXPIRE_INTERVAL 10	/* seconds between session cache sweeps */
+
+struct server {
+	char *path;
+	int debug;
+	struct settings *settings;
+	struct listener **listeners;
+	size_t nlisteners;
+	struct worker **workers;
+	size_t nworkers;
+	struct event_base *base;
+	struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+	struct event *expire_timer;
+	struct event *drain_timer;
+	struct timespec drain_deadline;
+	int draining;
+	int forced;
+};
+
+static void
+log_errors(const char *prefix, const struct config_errors *errs)
+{
+	for (size_t i = 0; i < errs->count; i++)
+		log_error("%s%s", prefix, errs->lines[i]);
+}
+
+/*
+ * Build one service per listener of ${s} into ${out}; all or nothing.  All
+ * listeners share one ticket key schedule.
+ */
+static int
+build_services(const struct settings *s, struct service **out, struct config_errors *errs)
+{
+	struct ticket_keys *tk = NULL;
+	int failed = 0;
+
+	if (s->tickets.mode == TICKETS_STATELESS &&
+	    (tk = ticket_keys_new(&s->tickets)) == NULL) {
+		config_errors_add(errs, s->tickets.where.file, s->tickets.where.line, "tickets",
+		    "cannot derive the ticket keys");
+		return -1;
+	}
+	for (size_t i = 0; i < s->nlisteners; i++)
+		if ((out[i] = service_new(s, &s->listeners[i], tk, errs)) == NULL)
+			failed = 1;
+	ticket_keys_unref(tk);	/* the services hold their own references */
+	if (!failed)
+		return 0;
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		service_unref(out[i]);
+		out[i] = NULL;
+	}
+	return -1;
+}
+
+int
+server_check(const struct settings *s, struct config_errors *errs)
+{
+	struct service **svcs;
+	int rc;
+
+	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL)
+		return -1;
+	rc = build_services(s, svcs, errs);
+	for (size_t i = 0; rc == 0 && i < s->nlisteners; i++)
+		service_unref(svcs[i]);
+	free(svcs);
+	return rc;
+}
+
+static void
+apply_log_level(struct server *srv)
+{
+	log_set_level(srv->debug ? LOG_LEVEL_DEBUG : srv->settings->log_level);
+}
+
+/* Operators compare fingerprints across nodes; the seed itself never shows. */
+static void
+log_ticket_policy(struct server *srv)
+{
+	const struct ticket_settings *ts = &srv->settings->tickets;
+	struct service *svc;
+	const char *prev;
+
+	if (ts->mode != TICKETS_STATELESS) {
+		log_info("tickets: %s", ts->mode == TICKETS_OFF ? "off" :
+		    "stateful (node-local cache)");
+		return;
+	}
+	svc = listener_service(srv->listeners[0]);
+	prev = ticket_keys_fingerprint(svc->ticket_keys, 1);
+	log_info("tickets: stateless, seed fingerprint %s%s%s, rotation_interval %llds,"
+	    " decrypt_grace %llds, session_lifetime %llds",
+	    ticket_keys_fingerprint(svc->ticket_keys, 0), prev[0] ? ", previous seed " : "",
+	    prev, (long long)ts->rotation_interval, (long long)ts->decrypt_grace,
+	    (long long)ts->session_lifetime);
+	service_unref(svc);
+}
+
+static struct listener *
+find_listener(struct server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		if (strcmp(listener_name(srv->listeners[i]), name) == 0)
+			return srv->listeners[i];
+	return NULL;
+}
+
+static int
+same_address(const struct hostport *a, const struct hostport *b)
+{
+	return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+}
+
+/* A reload may change everything but where we listen. */
+static int
+listeners_unchanged(struct server *srv, const struct settings *s)
+{
+	int ok = s->nlisteners == srv->nlisteners;
+
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		struct listener *l = find_listener(srv, s->listeners[i].name);
+
+		if (l == NULL) {
+			log_error("reload refused: %s:%d: listener \"%s\" is new; adding listeners"
+			    " needs a restart", s->path, s->listeners[i].where.line,
+			    s->listeners[i].name);
+			ok = 0;
+		} else if (!same_address(listener_address(l), &s->listeners[i].listen)) {
+			log_error("reload refused: %s:%d: listener \"%s\": listen address changed;"
+			    " that needs a restart", s->path, s->listeners[i].where.line,
+			    s->listeners[i].name);
+			ok = 0;
+		}
+	}
+	if (s->nlisteners != srv->nlisteners)
+		log_error("reload refused: the set of listeners changed; that needs a restart");
+	return ok;
+}
+
+static void
+server_reload(struct server *srv)
+{
+	struct config_errors errs = { 0 };
+	struct settings *s;
+	struct service **svcs = NULL;
+
+	log_info("reload: reading %s", srv->path);
+	if ((s = settings_load(srv->path, &errs)) == NULL) {
+		log_errors("reload refused: ", &errs);
+		goto done;
+	}
+	if (!listeners_unchanged(srv, s))
+		goto done;
+	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL ||
+	    build_services(s, svcs, &errs) != 0) {
+		log_errors("reload refused: ", &errs);
+		goto done;
+	}
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		listener_set_service(find_listener(srv, s->listeners[i].name), svcs[i]);
+		svcs[i] = NULL;	/* the listener owns it now */
+	}
+	if (s->workers != srv->settings->workers)
+		log_warning("reload: workers changed from %lld to %lld; that takes a restart",
+		    (long long)srv->settings->workers, (long long)s->workers);
+	settings_free(srv->settings);
+	srv->settings = s;
+	s = NULL;
+	apply_log_level(srv);
+	log_info("reload: configuration from %s in force for new connections", srv->path);
+	log_ticket_policy(srv);
+done:
+	free(svcs);
+	settings_free(s);
+	config_errors_clear(&errs);
+}
+
+static void
+on_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		struct service *svc = listener_service(srv->listeners[i]);
+
+		tls_ctx_expire_sessions(svc->ctx);
+		service_unref(svc);
+	}
+}
+
+static long
+open_connections(struct server *srv)
+{
+	long n = 0;
+
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		n += listener_connections(srv->listeners[i]);
+	return n;
+}
+
+static int
+deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	    (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* Every 100 ms while draining: close listeners once no worker uses them,
+ * force connections closed at the deadline, stop when all workers are. */
+static void
+on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	size_t stopped = 0, finished = 0;
+
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		stopped += worker_accept_stopped(srv->workers[i]) != 0;
+		finished += worker_finished(srv->workers[i]) != 0;
+	}
+	if (stopped == srv->nworkers)
+		for (size_t i = 0; i < srv->nlisteners; i++)
+			listener_close_socket(srv->listeners[i]);
+	if (finished == srv->nworkers) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	if (!srv->forced && deadline_passed(&srv->drain_deadline)) {
+		srv->forced = 1;
+		log_warning("shutdown: shutdown_timeout reached, closing %ld connections",
+		    open_connections(srv));
+		for (size_t i = 0; i < srv->nworkers; i++)
+			worker_close_all(srv->workers[i]);
+	}
+}
+
+static void
+server_drain(struct server *srv, const char *signame)
+{
+	struct timeval tick = { 0, 100000 };
+
+	if (srv->draining) {
+		log_info("%s again: still draining", signame);
+		return;
+	}
+	srv->draining = 1;
+	log_info("%s: stopping: no new connections, draining %ld open ones for up to %llds",
+	    signame, open_connections(srv), (long long)srv->settings->shutdown_timeout);
+	clock_gettime(CLOCK_MONOTONIC, &srv->drain_deadline);
+	srv->drain_deadline.tv_sec += (time_t)srv->settings->shutdown_timeout;
+	for (size_t i = 0; i < srv->nworkers; i++)
+		worker_stop_accepting(srv->workers[i]);
+	evtimer_del(srv->expire_timer);
+	event_add(srv->drain_timer, &tick);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	switch (sig) {
+	case SIGHUP:
+		if (!srv->draining)
+			server_reload(srv);
+		break;
+	case SIGTERM:
+		server_drain(srv, "SIGTERM");
+		break;
+	case SIGINT:
+		server_drain(srv, "SIGINT");
+		break;
+	case SIGUSR1:
+		stats_log();
+		break;
+	}
+}
+
+static int
+bind_listeners(struct server *srv)
+{
+	const struct settings *s = srv->settings;
+	struct config_errors errs = { 0 };
+	struct service **svcs;
+	char why[256];
+	int rc = -1;
+
+	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL)
+		return -1;
+	if (build_services(s, svcs, &errs) != 0) {
+		log_errors("", &errs);
+		goto done;
+	}
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		const struct listener_settings *ls = &s->listeners[i];
+		char addr[ADDR_TEXT_MAX];
+
+		addr_format((const struct sockaddr *)&ls->listen.sa, addr, sizeof(addr));
+		srv->listeners[i] = listener_new(ls, svcs[i], why, sizeof(why));
+		svcs[i] = NULL;	/* taken over, even on failure */
+		if (srv->listeners[i] == NULL) {
+			log_error("%s:%d: listener \"%s\": cannot listen on %s: %s", s->path,
+			    ls->where.line, ls->name, addr, why);
+			goto done;
+		}
+		srv->nlisteners++;
+		log_info("listener %s: listening on %s, backend %s:%u", ls->name, addr,
+		    ls->backend.host, ls->backend.port);
+	}
+	rc = 0;
+done:
+	for (size_t i = 0; i < s->nlisteners; i++)
+		service_unref(svcs[i]);
+	free(svcs);
+	config_errors_clear(&errs);
+	return rc;
+}
+
+/* Workers must not take the signals: the main loop handles them. */
+static int
+start_workers(struct server *srv)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (size_t i = 0; i < (size_t)srv->settings->workers; i++) {
+		srv->workers[i] = worker_start((unsigned)i, srv->listeners, srv->nlisteners);
+		if (srv->workers[i] == NULL) {
+			rc = -1;
+			break;
+		}
+		srv->nworkers++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+static int
+add_signal(struct server *srv, struct event **ev, int sig)
+{
+	*ev = evsignal_new(srv->base, sig, on_signal, srv);
+	return *ev != NULL && event_add(*ev, NULL) == 0 ? 0 : -1;
+}
+
+struct server *
+server_new(struct settings *s, const char *path, int debug)
+{
+	struct server *srv;
+	struct timeval expire = { EXPIRE_INTERVAL, 0 };
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+		settings_free(s);
+		return NULL;
+	}
+	srv->settings = s;
+	srv->debug = debug;
+	apply_log_level(srv);
+	if ((srv->path = strdup(path)) == NULL ||
+	    (srv->listeners = calloc(s->nlisteners, sizeof(*srv->listeners))) == NULL ||
+	    (srv->workers = calloc((size_t)s->workers, sizeof(*srv->workers))) == NULL ||
+	    (srv->base = event_base_new()) == NULL)
+		goto fail;
+	if (add_signal(srv, &srv->sig_hup, SIGHUP) != 0 ||
+	    add_signal(srv, &srv->sig_term, SIGTERM) != 0 ||
+	    add_signal(srv, &srv->sig_int, SIGINT) != 0 ||
+	    add_signal(srv, &srv->sig_usr1, SIGUSR1) != 0)
+		goto fail;
+	if ((srv->expire_timer = event_new(srv->base, -1, EV_PERSIST, on_expire, srv)) == NULL ||
+	    event_add(srv->expire_timer, &expire) != 0 ||
+	    (srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, on_drain_tick, srv)) == NULL)
+		goto fail;
+	if (bind_listeners(srv) != 0 || start_workers(srv) != 0)
+		goto fail;
+	log_ticket_policy(srv);
+	log_info("tlsproxy %s ready: %zu listeners, %zu workers", PACKAGE_VERSION,
+	    srv->nlisteners, srv->nworkers);
+	return srv;
+
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+int
+server_run(struct server *srv)
+{
+	event_base_dispatch(srv->base);
+	log_info("stopped");
+	return 0;
+}
+
+void
+server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		worker_close_all(srv->workers[i]);
+		worker_join(srv->workers[i]);
+	}
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		listener_free(srv->listeners[i]);
+	struct event *events[] = { srv->sig_hup, srv->sig_term, srv->sig_int, srv->sig_usr1,
+		srv->expire_timer, srv->drain_timer };
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+		if (events[i] != NULL)
+			event_free(events[i]);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+	free(srv->workers);
+	free(srv->listeners);
+	settings_free(srv->settings);
+	free(srv->path);
+	free(srv);
+}

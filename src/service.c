@@ -1,0 +1,58 @@
+/*
+ * service: the reference-counted runtime form of one listener's settings.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "service.h"
+#include "tls_ctx.h"
+
+struct service *
+service_new(const struct settings *s, const struct listener_settings *ls,
+    struct ticket_keys *tk, struct config_errors *errs)
+{
+	struct service *svc;
+
+	if ((svc = calloc(1, sizeof(*svc))) == NULL)
+		goto err0;
+	if ((svc->name = strdup(ls->name)) == NULL)
+		goto err1;
+	if ((svc->ctx = tls_ctx_new(s, ls, tk, errs)) == NULL)
+		goto err2;
+	svc->ticket_keys = tk != NULL ? ticket_keys_ref(tk) : NULL;
+	atomic_init(&svc->refs, 1);
+	svc->backend = ls->backend;
+	svc->handshake_timeout = ls->handshake_timeout;
+	svc->connect_timeout = ls->connect_timeout;
+	svc->idle_timeout = ls->idle_timeout;
+	svc->max_connections = ls->max_connections;
+	return svc;
+
+err2:
+	free(svc->name);
+err1:
+	free(svc);
+err0:
+	return NULL;
+}
+
+struct service *
+service_ref(struct service *svc)
+{
+	atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
+	return svc;
+}
+
+void
+service_unref(struct service *svc)
+{
+	if (svc == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	SSL_CTX_free(svc->ctx);
+	ticket_keys_unref(svc->ticket_keys);	/* after the context that uses it */
+	free(svc->name);
+	free(svc);
+}

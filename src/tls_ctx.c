@@ -1,0 +1,221 @@
+/*
+ * tls_ctx: the TLS policy of a listener, expressed as an SSL_CTX.
+ *
+ * Defaults: TLS 1.2 and 1.3 only, ECDHE key exchange with AEAD ciphers,
+ * X25519 first, no compression, no renegotiation, no 0-RTT.  The session
+ * cache is never flushed from inside a handshake (NO_AUTO_CLEAR); the
+ * server expires it from a timer instead.
+ */
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "tls_ctx.h"
+
+#define DEFAULT_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define DEFAULT_CIPHERSUITES \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define DEFAULT_GROUPS "X25519:P-256:P-384"
+
+/* Add an error naming ${where}, with OpenSSL's reasons appended. */
+static void
+ssl_config_error(struct config_errors *errs, const struct config_where *where,
+    const char *setting, const char *what)
+{
+	char reasons[512];
+
+	ssl_errors_drain(reasons, sizeof(reasons));
+	config_errors_add(errs, where->file, where->line, setting, "%s (%s)", what, reasons);
+}
+
+static int
+set_protocols(SSL_CTX *ctx, const struct listener_settings *ls)
+{
+	int min = (ls->protocols & PROTO_TLS12) ? TLS1_2_VERSION : TLS1_3_VERSION;
+	int max = (ls->protocols & PROTO_TLS13) ? TLS1_3_VERSION : TLS1_2_VERSION;
+
+	return SSL_CTX_set_min_proto_version(ctx, min) == 1 &&
+	    SSL_CTX_set_max_proto_version(ctx, max) == 1 ? 0 : -1;
+}
+
+static int
+set_ciphers(SSL_CTX *ctx, const struct listener_settings *ls, struct config_errors *errs)
+{
+	int rc = 0;
+
+	if (SSL_CTX_set_cipher_list(ctx, ls->ciphers ? ls->ciphers : DEFAULT_CIPHERS) != 1) {
+		ssl_config_error(errs, &ls->ciphers_where, "ciphers",
+		    "no usable TLS 1.2 cipher in the list (an OpenSSL cipher string, see ciphers(1))");
+		rc = -1;
+	}
+	if (SSL_CTX_set_ciphersuites(ctx,
+	    ls->ciphersuites ? ls->ciphersuites : DEFAULT_CIPHERSUITES) != 1) {
+		ssl_config_error(errs, &ls->ciphersuites_where, "ciphersuites",
+		    "not a valid TLS 1.3 ciphersuite list (names such as TLS_AES_128_GCM_SHA256, separated by ':')");
+		rc = -1;
+	}
+	if (SSL_CTX_set1_groups_list(ctx, DEFAULT_GROUPS) != 1) {
+		ssl_config_error(errs, &ls->where, "listeners", "cannot set key exchange groups");
+		rc = -1;
+	}
+	return rc;
+}
+
+static int
+load_certificate(SSL_CTX *ctx, const struct listener_settings *ls, struct config_errors *errs)
+{
+	if (SSL_CTX_use_certificate_chain_file(ctx, ls->cert) != 1) {
+		ssl_config_error(errs, &ls->cert_where, "cert",
+		    "cannot load the certificate chain (PEM, leaf first)");
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, ls->key, SSL_FILETYPE_PEM) != 1) {
+		ssl_config_error(errs, &ls->key_where, "key",
+		    "cannot load the private key (PEM, unencrypted)");
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_config_error(errs, &ls->key_where, "key",
+		    "the private key does not match the certificate");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_client_verification(SSL_CTX *ctx, const struct listener_settings *ls,
+    struct config_errors *errs)
+{
+	STACK_OF(X509_NAME) *names;
+	int mode = SSL_VERIFY_NONE;
+
+	if (ls->client_ca == NULL)
+		return 0;
+	if (SSL_CTX_load_verify_locations(ctx, ls->client_ca, NULL) != 1) {
+		ssl_config_error(errs, &ls->client_ca_where, "client_ca",
+		    "cannot load the CA certificates (PEM)");
+		return -1;
+	}
+	names = SSL_load_client_CA_file(ls->client_ca);
+	if (names == NULL) {
+		ssl_config_error(errs, &ls->client_ca_where, "client_ca",
+		    "no CA certificate in the file (PEM)");
+		return -1;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);	/* takes ownership */
+	if (ls->verify_client == VERIFY_CLIENT_OPTIONAL)
+		mode = SSL_VERIFY_PEER;
+	else if (ls->verify_client == VERIFY_CLIENT_REQUIRE)
+		mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+	SSL_CTX_set_verify(ctx, mode, NULL);
+	return 0;
+}
+
+/*
+ * Sessions from one listener must never resume on another, and every node
+ * of a cluster must agree on the context for tickets to move between them:
+ * so the context is a hash of the listener's name.
+ */
+static int
+set_session_policy(SSL_CTX *ctx, const struct settings *s, const struct listener_settings *ls,
+    struct ticket_keys *tk)
+{
+	unsigned char sid_ctx[SHA256_DIGEST_LENGTH];
+	EVP_MD_CTX *md;
+	unsigned int len = 0;
+	int ok;
+
+	md = EVP_MD_CTX_new();
+	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, "tlsproxy-listener:", 18) == 1 &&
+	    EVP_DigestUpdate(md, ls->name, strlen(ls->name)) == 1 &&
+	    EVP_DigestFinal_ex(md, sid_ctx, &len) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok || SSL_CTX_set_session_id_context(ctx, sid_ctx, SSL_MAX_SID_CTX_LENGTH) != 1)
+		return -1;
+
+	if (s->session_cache_size > 0) {
+		SSL_CTX_set_session_cache_mode(ctx,
+		    SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
+		SSL_CTX_sess_set_cache_size(ctx, (long)s->session_cache_size);
+	} else
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* A session's lifetime: how long a ticket, or a cache entry, resumes. */
+	SSL_CTX_set_timeout(ctx, (long)(s->tickets.mode == TICKETS_STATELESS ?
+	    s->tickets.session_lifetime : s->session_cache_timeout));
+
+	switch (s->tickets.mode) {
+	case TICKETS_OFF:
+		/* TLS 1.2 falls back to session IDs; TLS 1.3 gets no tickets. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, 0);
+		break;
+	case TICKETS_STATEFUL:
+		/* With NO_TICKET, OpenSSL issues TLS 1.3 tickets that name a cache entry. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, (size_t)s->tickets.tls13_tickets);
+		break;
+	case TICKETS_STATELESS:
+		if (tk == NULL || ticket_keys_install(tk, ctx) != 0)
+			return -1;
+		SSL_CTX_set_num_tickets(ctx, (size_t)s->tickets.tls13_tickets);
+		break;
+	}
+	return 0;
+}
+
+SSL_CTX *
+tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
+    struct ticket_keys *tk, struct config_errors *errs)
+{
+	SSL_CTX *ctx;
+	int failed = 0;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		ssl_config_error(errs, &ls->where, "listeners", "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_ANTI_REPLAY |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_max_early_data(ctx, 0);
+	SSL_CTX_set_read_ahead(ctx, 0);
+
+	if (set_protocols(ctx, ls) != 0) {
+		ssl_config_error(errs, &ls->where, "protocols", "cannot set the protocol range");
+		failed = 1;
+	}
+	if (set_ciphers(ctx, ls, errs) != 0)
+		failed = 1;
+	if (load_certificate(ctx, ls, errs) != 0)
+		failed = 1;
+	if (set_client_verification(ctx, ls, errs) != 0)
+		failed = 1;
+	if (set_session_policy(ctx, s, ls, tk) != 0) {
+		ssl_config_error(errs, &ls->where, "listeners", "cannot set the session policy");
+		failed = 1;
+	}
+	if (failed) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void
+tls_ctx_expire_sessions(SSL_CTX *ctx)
+{
+	SSL_CTX_flush_sessions(ctx, (long)time(NULL));
+}

@@ -1,0 +1,25 @@
+/*
+ * tls_ctx: build one listener's SSL_CTX from validated settings: protocol
+ * range, cipher policy, certificate and key, client verification, session
+ * cache and ticket policy.
+ */
+#ifndef TLSPROXY_TLS_CTX_H
+#define TLSPROXY_TLS_CTX_H
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "ticket_keys.h"
+
+/**
+ * tls_ctx_new(s, ls, tk, errs): a new SSL_CTX for listener ${ls}, or NULL
+ * with "FILE:LINE: setting: reason" lines in ${errs}.  In stateless ticket
+ * mode ${tk} encrypts the tickets and must outlive the context.
+ */
+SSL_CTX *tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
+    struct ticket_keys *tk, struct config_errors *errs);
+
+/** tls_ctx_expire_sessions(ctx): drop expired sessions from the ID cache. */
+void tls_ctx_expire_sessions(SSL_CTX *ctx);
+
+#endif
