@@ -54,9 +54,12 @@ finish(struct backend_connect *bc, int fd, const char *why)
 {
 	backend_connected_fn *cb = bc->cb;
 	void *arg = bc->arg;
+	char reason[sizeof(bc->why)];
 
+	/* ${why} may point into ${bc}, which is gone before the callback runs. */
+	snprintf(reason, sizeof(reason), "%s", why != NULL ? why : "");
 	bc_free(bc);
-	cb(fd, why, arg);
+	cb(fd, fd < 0 ? reason : NULL, arg);
 }
 
 static void

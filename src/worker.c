@@ -5,7 +5,9 @@
  *
  * accept() failing with EMFILE/ENFILE is answered with a reserved fd:
  * release it, accept and close the connection that could not be served,
- * take the fd back; so the listener never spins and never stalls.
+ * take the fd back.  When that cannot work (another thread took the freed
+ * descriptor first), the worker stops accepting for a moment instead: a
+ * level-triggered listener must never spin.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +34,8 @@
 #define SCRATCH_LEN (64 * 1024)
 #define ACCEPTS_PER_WAKEUP 64
 
+#define ACCEPT_PAUSE_MS 100
+
 #define CMD_STOP_ACCEPTING 0x1
 #define CMD_CLOSE_ALL 0x2
 
@@ -46,6 +50,8 @@ struct worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct event *wake;
+	struct event *resume_accept;	/* ends a pause after EMFILE */
+	int accept_paused;
 	struct accept_slot *slots;
 	size_t nslots;
 	struct conn_env env;
@@ -67,23 +73,56 @@ on_conn_count_zero(void *arg)
 }
 
 static void
+pause_accepting(struct worker *w)
+{
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+
+	if (w->accept_paused || w->draining)
+		return;
+	for (size_t i = 0; i < w->nslots; i++)
+		event_del(w->slots[i].ev);
+	w->accept_paused = 1;
+	evtimer_add(w->resume_accept, &tv);
+}
+
+static void
+on_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	w->accept_paused = 0;
+	if (w->draining)
+		return;
+	if (w->reserve_fd < 0)
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < w->nslots; i++)
+		event_add(w->slots[i].ev, NULL);
+}
+
+/* Returns 0 if a pending connection was taken off the queue (and closed). */
+static int
 accept_overflow(struct worker *w, struct listener *l, int err)
 {
 	time_t now = time(NULL);
-	int fd;
+	int fd = -1;
 
 	if (now != w->last_emfile_log) {
 		w->last_emfile_log = now;
 		log_error("%s: accept: %s: closing new connections until descriptors are free"
 		    " (raise LimitNOFILE or ulimit -n)", listener_name(l), strerror(err));
 	}
-	if (w->reserve_fd < 0)
-		return;
-	close(w->reserve_fd);
-	fd = accept(listener_fd(l), NULL, NULL);
-	if (fd >= 0)
-		close(fd);
-	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (w->reserve_fd >= 0) {
+		close(w->reserve_fd);
+		fd = accept(listener_fd(l), NULL, NULL);
+		if (fd >= 0)
+			close(fd);
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0 || w->reserve_fd < 0) {
+		pause_accepting(w);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -102,10 +141,9 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 			conn_accept(&w->env, slot->listener, fd, (struct sockaddr *)&peer, len);
 			continue;
 		}
-		if (errno == EMFILE || errno == ENFILE) {
-			accept_overflow(w, slot->listener, errno);
+		if ((errno == EMFILE || errno == ENFILE) &&
+		    accept_overflow(w, slot->listener, errno) == 0)
 			continue;
-		}
 		/* EAGAIN: another worker took it; the rest are the peer's problem. */
 		break;
 	}
@@ -115,6 +153,7 @@ static void
 stop_accepting(struct worker *w)
 {
 	w->draining = 1;
+	evtimer_del(w->resume_accept);
 	for (size_t i = 0; i < w->nslots; i++)
 		event_del(w->slots[i].ev);
 	atomic_store(&w->accept_stopped, 1);
@@ -163,6 +202,8 @@ worker_free(struct worker *w)
 	free(w->slots);
 	if (w->wake != NULL)
 		event_free(w->wake);
+	if (w->resume_accept != NULL)
+		event_free(w->resume_accept);
 	if (w->env.dns != NULL)
 		evdns_base_free(w->env.dns, 1);
 	free(w->env.scratch);
@@ -185,6 +226,7 @@ worker_start(unsigned id, struct listener **listeners, size_t n)
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if ((w->base = event_base_new()) == NULL ||
 	    (w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w)) == NULL ||
+	    (w->resume_accept = evtimer_new(w->base, on_resume_accept, w)) == NULL ||
 	    (w->env.scratch = malloc(SCRATCH_LEN)) == NULL ||
 	    (w->slots = calloc(n, sizeof(*w->slots))) == NULL)
 		goto fail;
