@@ -43,14 +43,24 @@ struct ticket_keys {
 	EVP_CIPHER *cipher;		/* fetched once, not per ticket */
 };
 
+/*
+ * Layout: the current seed's epochs n, n+1, n-1, n-2 ... kept, then (with a
+ * previous seed) its epochs n+1, n ... kept.  The position of any epoch is
+ * computed, so the next epoch's ring copies what it shares with this one.
+ */
 struct ticket_keyring {
 	uint64_t generation;
-	uint64_t epoch;			/* the epoch it was built for */
+	uint64_t epoch;			/* n: the epoch it was built for */
+	uint64_t kept;			/* the oldest epoch it holds */
 	uint64_t period;
 	uint64_t grace;
+	size_t per_seed;		/* keys of each seed */
 	size_t n;
 	struct ticket_key keys[];	/* keys[0] encrypts */
 };
+
+/* Set in the SSL's ex_data with the match: the key callback saw the ticket. */
+#define MATCH_RECORDED 0x100
 
 static atomic_uint_fast64_t next_generation = 1;
 static _Thread_local struct ticket_keyring *thread_ring;
@@ -215,15 +225,35 @@ ticket_keys_fingerprint(const struct ticket_keys *tk, int previous)
 	return tk->fingerprint;
 }
 
-/* Derive epochs [from, to] of one seed into ring->keys, newest first. */
+/* Where ${ring} holds epoch ${m} of the (previous) seed, or NULL. */
+static const struct ticket_key *
+ring_epoch(const struct ticket_keyring *ring, uint64_t m, int previous)
+{
+	size_t i;
+
+	if (ring == NULL || m < ring->kept || m > ring->epoch + 1)
+		return NULL;
+	if (previous)
+		i = ring->per_seed + (size_t)(ring->epoch + 1 - m);
+	else if (m >= ring->epoch)
+		i = (size_t)(m - ring->epoch);
+	else
+		i = 2 + (size_t)(ring->epoch - 1 - m);
+	return i < ring->n ? &ring->keys[i] : NULL;
+}
+
+/* Add epochs [from, to] of one seed, newest first, copying what ${old} has. */
 static int
-ring_add_epochs(struct ticket_keyring *ring, const unsigned char *prk, int previous,
-    uint64_t from, uint64_t to)
+ring_add_epochs(struct ticket_keyring *ring, const struct ticket_keyring *old,
+    const unsigned char *prk, int previous, uint64_t from, uint64_t to)
 {
 	for (uint64_t m = to + 1; m-- > from;) {
 		struct ticket_key *k = &ring->keys[ring->n];
+		const struct ticket_key *have = ring_epoch(old, m, previous);
 
-		if (ticket_key_derive(prk, m, ring->period, k) != 0)
+		if (have != NULL)
+			*k = *have;
+		else if (ticket_key_derive(prk, m, ring->period, k) != 0)
 			return -1;
 		k->previous_seed = previous;
 		ring->n++;
@@ -231,8 +261,8 @@ ring_add_epochs(struct ticket_keyring *ring, const unsigned char *prk, int previ
 	return 0;
 }
 
-struct ticket_keyring *
-ticket_keyring_new(const struct ticket_keys *tk, int64_t now)
+static struct ticket_keyring *
+keyring_next(const struct ticket_keys *tk, int64_t now, const struct ticket_keyring *old)
 {
 	struct ticket_keyring *ring;
 	uint64_t n = (uint64_t)now / tk->period;
@@ -247,17 +277,28 @@ ticket_keyring_new(const struct ticket_keys *tk, int64_t now)
 		return NULL;
 	ring->generation = tk->generation;
 	ring->epoch = n;
+	ring->kept = kept;
 	ring->period = tk->period;
 	ring->grace = tk->grace;
+	ring->per_seed = per_seed;
+	if (old != NULL && (old->generation != tk->generation || old->period != tk->period))
+		old = NULL;
 	/* keys[0] must be epoch n: add it first, then n+1, then the older ones. */
-	if (ring_add_epochs(ring, tk->prk, 0, n, n) != 0 ||
-	    ring_add_epochs(ring, tk->prk, 0, n + 1, n + 1) != 0 ||
-	    (n > kept && ring_add_epochs(ring, tk->prk, 0, kept, n - 1) != 0) ||
-	    (tk->has_previous && ring_add_epochs(ring, tk->previous_prk, 1, kept, n + 1) != 0)) {
+	if (ring_add_epochs(ring, old, tk->prk, 0, n, n) != 0 ||
+	    ring_add_epochs(ring, old, tk->prk, 0, n + 1, n + 1) != 0 ||
+	    (n > kept && ring_add_epochs(ring, old, tk->prk, 0, kept, n - 1) != 0) ||
+	    (tk->has_previous &&
+	    ring_add_epochs(ring, old, tk->previous_prk, 1, kept, n + 1) != 0)) {
 		ticket_keyring_free(ring);
 		return NULL;
 	}
 	return ring;
+}
+
+struct ticket_keyring *
+ticket_keyring_new(const struct ticket_keys *tk, int64_t now)
+{
+	return keyring_next(tk, now, NULL);
 }
 
 void
@@ -306,8 +347,9 @@ thread_keyring(const struct ticket_keys *tk, int64_t now)
 	if (ring != NULL && ring->generation == tk->generation &&
 	    ring->epoch == (uint64_t)now / tk->period)
 		return ring;
+	/* A new epoch shares all but one key with the last: derive only that. */
+	thread_ring = keyring_next(tk, now, ring);
 	ticket_keyring_free(ring);
-	thread_ring = ticket_keyring_new(tk, now);
 	if (thread_ring == NULL)
 		log_error("tickets: cannot derive the keys for this epoch");
 	return thread_ring;
@@ -362,7 +404,7 @@ ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CT
 		return 1;
 	}
 	match = ticket_keyring_find(ring, name, now, &k);
-	SSL_set_ex_data(ssl, ssl_index, (void *)(intptr_t)match);
+	SSL_set_ex_data(ssl, ssl_index, (void *)(intptr_t)(match | MATCH_RECORDED));
 	if (k == NULL)
 		return 0;
 	if (EVP_DecryptInit_ex2(cctx, tk->cipher, k->aes_key, iv, NULL) != 1 ||
@@ -378,13 +420,15 @@ static SSL_TICKET_RETURN
 ticket_decrypted_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
     size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
-	enum ticket_match match = ticket_match_of(ssl);
+	intptr_t raw = (intptr_t)SSL_get_ex_data(ssl, ssl_index);
+	enum ticket_match match = (enum ticket_match)(raw & ~MATCH_RECORDED);
 
 	switch (status) {
 	case SSL_TICKET_EMPTY:
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	case SSL_TICKET_NO_DECRYPT:
-		if (match == TICKET_MATCH_NONE && keyname_len < TICKET_NAME_LEN)
+		/* OpenSSL skips the key callback for tickets too short to hold a name and IV. */
+		if (!(raw & MATCH_RECORDED))
 			stats_add(STAT_TICKET_REJECTED_MALFORMED, 1);
 		else if (match == TICKET_MATCH_NONE)
 			stats_add(STAT_TICKET_REJECTED_UNKNOWN, 1);
@@ -419,7 +463,7 @@ ticket_match_of(const SSL *ssl)
 {
 	if (ssl_index < 0)
 		return TICKET_MATCH_NONE;
-	return (enum ticket_match)(intptr_t)SSL_get_ex_data(ssl, ssl_index);
+	return (enum ticket_match)((intptr_t)SSL_get_ex_data(ssl, ssl_index) & ~MATCH_RECORDED);
 }
 
 static void
