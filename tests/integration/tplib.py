@@ -29,7 +29,6 @@ import hashlib
 import os
 import random
 import re
-import resource
 import select
 import shutil
 import signal
@@ -905,17 +904,16 @@ class Daemon:
         os.rename(tmp, self.conf_path)
 
     def start(self, wait=True):
-        nofile = self.nofile
-
-        def preexec():
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        cmd = [TLSPROXY, "-c", self.conf_path] + self.args
+        if self.nofile:
+            # The shell sets the limit and execs the daemon (same pid); no
+            # preexec_fn, which is unsafe with the backends' threads.
+            cmd = ["/bin/sh", "-c", 'ulimit -n %d && exec "$0" "$@"' % self.nofile] + cmd
         logf = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [TLSPROXY, "-c", self.conf_path] + self.args,
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                preexec_fn=preexec, env=self.env, start_new_session=True)
+                cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                env=self.env, start_new_session=True)
         finally:
             logf.close()
         _all_procs.append(self.proc)
