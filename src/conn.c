@@ -329,6 +329,8 @@ conn_free(struct conn *c)
 	event_del(&c->client_write);
 	event_del(&c->timer);
 	if (c->state == CONN_RELAYING) {
+		stats_add(STAT_BYTES_CLIENT_TO_BACKEND, c->relay.bytes_to_backend);
+		stats_add(STAT_BYTES_BACKEND_TO_CLIENT, c->relay.bytes_to_client);
 		event_del(&c->backend_read);
 		event_del(&c->backend_write);
 		close(c->relay.backend_fd);

@@ -134,6 +134,20 @@ drive(SSL *ssl, int fd, int (*step)(SSL *), int timeout_ms)
 	}
 }
 
+/* Read until the server's close_notify or EOF: it has finished with us. */
+static int
+read_to_end(SSL *ssl)
+{
+	char buf[512];
+	int n = SSL_read(ssl, buf, sizeof(buf));
+
+	if (n > 0)
+		return -1;	/* data: keep reading */
+	if (SSL_get_error(ssl, n) == SSL_ERROR_WANT_READ)
+		return n;
+	return 1;
+}
+
 /* Read post-handshake messages until a session arrives; data is discarded. */
 static int
 read_for_ticket(SSL *ssl)
@@ -171,8 +185,10 @@ client_ctx(const struct probe_case *pc, const struct options *o)
 }
 
 /*
- * One connection: handshake (offering ${sess} if given), wait for a session
- * to keep, close cleanly.  Returns 1 resumed, 0 full, -1 error (in ${why}).
+ * One connection: handshake (offering ${sess} if given); on the first
+ * connection wait for a session to keep; close both ways, so the server
+ * has finished with the session before the next connection starts.
+ * Returns 1 resumed, 0 full, -1 error (in ${why}).
  */
 static int
 connect_once(SSL_CTX *ctx, const struct options *o, int which, SSL_SESSION *sess,
@@ -208,13 +224,14 @@ connect_once(SSL_CTX *ctx, const struct options *o, int which, SSL_SESSION *sess
 	/* TLS 1.3 tickets come after the handshake; TLS 1.2 sessions with it. */
 	if (SSL_version(ssl) != TLS1_3_VERSION && received == NULL)
 		received = SSL_get1_session(ssl);
-	if (received == NULL && drive(ssl, fd, read_for_ticket, o->timeout_ms) != 1 &&
+	if (sess == NULL && received == NULL && drive(ssl, fd, read_for_ticket, o->timeout_ms) != 1 &&
 	    received == NULL) {
 		snprintf(why, whylen, "%s sent no session to resume", o->names[which]);
 		goto done;
 	}
 	rc = SSL_session_reused(ssl) ? 1 : 0;
-	SSL_shutdown(ssl);
+	if (SSL_shutdown(ssl) == 0)
+		drive(ssl, fd, read_to_end, o->timeout_ms);
 done:
 	if (rc < 0 && why[0] == '\0')
 		snprintf(why, whylen, "cannot set up TLS");
@@ -243,13 +260,19 @@ run_case(const struct probe_case *pc, const struct options *o, int second)
 		snprintf(why, sizeof(why), "got a ticket although none was asked for");
 		goto report;
 	}
+	if (pc->tickets && !SSL_SESSION_has_ticket(first)) {
+		/* A session-ID resumption would prove nothing about tickets. */
+		rc = EXIT_NOT_RESUMED;
+		snprintf(why, sizeof(why), " (%s issued no ticket)", o->names[0]);
+		goto report;
+	}
 	if ((r = connect_once(ctx, o, second, first, why, sizeof(why))) < 0)
 		goto report;
 	rc = r == 1 ? 0 : EXIT_NOT_RESUMED;
 report:
 	printf("%s  %s -> %s  %s%s\n", pc->label, o->names[0], o->names[second],
 	    rc == 0 ? "resumed" : rc == EXIT_NOT_RESUMED ? "NOT resumed" : "failed: ",
-	    rc == EXIT_ERROR ? why : "");
+	    rc == 0 ? "" : why);
 	SSL_SESSION_free(first);
 	SSL_SESSION_free(received);
 	received = NULL;
@@ -267,7 +290,8 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char why[128];
+	char why[128], *end;
+	long secs;
 	int opt, n;
 
 	o->timeout_ms = 5000;
@@ -280,11 +304,14 @@ parse_args(int argc, char **argv, struct options *o)
 			o->servername = optarg;
 			break;
 		case 't':
-			if ((n = atoi(optarg)) < 1 || n > 300) {
-				fprintf(stderr, "tlsproxy-probe: --timeout: 1 to 300 seconds\n");
+			errno = 0;
+			secs = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || secs < 1 || secs > 300) {
+				fprintf(stderr, "tlsproxy-probe: --timeout %s: a whole number of"
+				    " seconds from 1 to 300\n", optarg);
 				return -1;
 			}
-			o->timeout_ms = n * 1000;
+			o->timeout_ms = (int)secs * 1000;
 			break;
 		case 'h':
 			usage(stdout);

@@ -216,6 +216,12 @@ send_close_notify(struct relay *r, unsigned *wants)
 		*wants |= RELAY_WANT_CLIENT_READ;
 		return STEP_BLOCKED;
 	}
+	/* A client that said goodbye and left cannot hear ours: that is a clean end. */
+	if (r->state & CLIENT_EOF) {
+		ERR_clear_error();
+		r->state |= CLIENT_SHUT;
+		return STEP_PROGRESS;
+	}
 	return fail_ssl(r, "close_notify", err);
 }
 

@@ -188,9 +188,11 @@ server_reload(struct server *srv)
 		listener_set_service(find_listener(srv, s->listeners[i].name), svcs[i]);
 		svcs[i] = NULL;	/* the listener owns it now */
 	}
-	if (s->workers != srv->settings->workers)
+	if (s->workers != srv->settings->workers) {
 		log_warning("reload: workers changed from %lld to %lld; that takes a restart",
 		    (long long)srv->settings->workers, (long long)s->workers);
+		s->workers = srv->settings->workers;	/* what is really running */
+	}
 	settings_free(srv->settings);
 	srv->settings = s;
 	s = NULL;

@@ -127,7 +127,8 @@ mosq_pid=$!
 wait_port "$mqtt_port" "$mosq_pid" mosquitto "$tmp/mosquitto.log"
 echo "demo: mosquitto (plain MQTT) on 127.0.0.1:$mqtt_port"
 
-# 3. tlsproxy in front of it.
+# 3. tlsproxy in front of it, with ticket keys derived from a fresh seed.
+(umask 077 && head -c 32 /dev/urandom | base64 >"$tmp/ticket.seed")
 tls_port=8883
 port_free $tls_port || tls_port=$(free_port)
 cat >"$tmp/tlsproxy.conf" <<EOF
@@ -136,7 +137,13 @@ workers = 2;
 log_level = "info";
 shutdown_timeout = "5s";
 session_cache = { size = 20480; timeout = "5m"; };
-tickets = { mode = "off"; };
+tickets = {
+  mode = "stateless";
+  seed_file = "$tmp/ticket.seed";
+  rotation_interval = "1h";
+  decrypt_grace = "12h";
+  session_lifetime = "12h";
+};
 listeners = (
   {
     name = "mqtt";
@@ -187,6 +194,15 @@ demo:   and received it on $topic over TLS via tlsproxy 127.0.0.1:$tls_port -> m
 
 EOF
 
+# 5. Session resumption: a full handshake, then a resumed one, per kind.
+probe=$(dirname "$bin")/tlsproxy-probe
+if [ -x "$probe" ]; then
+	echo "demo: session resumption (tlsproxy-probe):"
+	"$probe" --ca "$certs/ca.pem" --servername localhost "127.0.0.1:$tls_port" ||
+		die "session resumption did not work"
+	echo
+fi
+
 if [ "${DEMO_NONINTERACTIVE:-0}" = 1 ]; then
 	exit 0
 fi
@@ -201,6 +217,7 @@ Try it from another terminal:
   mosquitto_pub -h localhost -p $tls_port --cafile $certs/ca.pem \\
       --cert $certs/client.pem --key $certs/client.key -t $topic -m hi
 
+  check session resumption:  $probe --ca $certs/ca.pem 127.0.0.1:$tls_port
   reload the config and certificates:  kill -HUP $proxy_pid
 
 tlsproxy runs in the foreground; Ctrl-C stops it and mosquitto.
