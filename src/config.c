@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +46,7 @@ static const struct config_get_choice protocol_names[] = {
 	{ "TLSv1.2", PROTO_TLS12 }, { "TLSv1.3", PROTO_TLS13 }, { NULL, 0 },
 };
 
-static const char *const top_names[] = { "workers", "log_level",
+static const char *const top_names[] = { "user", "group", "workers", "log_level",
 	"shutdown_timeout", "session_cache", "tickets", "listeners", NULL };
 static const char *const cache_names[] = { "size", "timeout", NULL };
 static const char *const ticket_names[] = { "mode", "seed", "seed_file",
@@ -90,6 +92,8 @@ settings_free(struct settings *s)
 	for (i = 0; i < s->nfiles; i++)
 		free(s->files[i]);
 	free(s->files);
+	free(s->user);
+	free(s->group);
 	free(s->path);
 	free(s);
 }
@@ -489,6 +493,42 @@ default_workers(void)
 	return n > WORKERS_MAX ? WORKERS_MAX : n;
 }
 
+/*
+ * user and group: who the daemon becomes once it has bound its sockets and
+ * read its keys.  Resolved now, so that a typo fails -t, not a start.
+ */
+static void
+load_identity(struct settings *s, const struct config_get_group *root)
+{
+	struct config_where gwhere = { 0 };
+	struct passwd *pw;
+	struct group *gr;
+
+	config_get_text(root, "user", "an existing user name", &s->user, &s->user_where);
+	config_get_text(root, "group", "an existing group name", &s->group, &gwhere);
+	if (s->user != NULL) {
+		if ((pw = getpwnam(s->user)) == NULL) {
+			config_get_report(root, config_get_member(root, "user"), "user",
+			    "no such user \"%s\" (an existing user name)", s->user);
+			return;
+		}
+		s->uid = (unsigned)pw->pw_uid;
+		s->gid = (unsigned)pw->pw_gid;
+	} else if (s->group != NULL) {
+		config_get_report(root, config_get_member(root, "group"), "group",
+		    "needs user (set user as well, or neither)");
+		return;
+	}
+	if (s->group != NULL) {
+		if ((gr = getgrnam(s->group)) == NULL) {
+			config_get_report(root, config_get_member(root, "group"), "group",
+			    "no such group \"%s\" (an existing group name)", s->group);
+			return;
+		}
+		s->gid = (unsigned)gr->gr_gid;
+	}
+}
+
 static void
 load_top(struct settings *s, const struct config_get_group *root)
 {
@@ -496,6 +536,7 @@ load_top(struct settings *s, const struct config_get_group *root)
 	int level;
 
 	config_get_unknown(root, top_names);
+	load_identity(s, root);
 	config_get_int(root, "workers", 1, WORKERS_MAX, default_workers(),
 	    &s->workers);
 	config_get_choice(root, "log_level", log_levels, LOG_LEVEL_INFO, &level);

@@ -97,6 +97,10 @@ struct ticket_settings {
 
 struct settings {
 	char *path;			/* the file these came from */
+	char *user;			/* NULL: keep the starting user */
+	char *group;			/* NULL: the user's primary group */
+	unsigned uid, gid;		/* resolved from user and group */
+	struct config_where user_where;
 	int64_t workers;		/* >= 1 */
 	enum log_level log_level;
 	int64_t shutdown_timeout;	/* seconds */

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "privileges.h"
 #include "server.h"
 #include "ticket_keys.h"
 
@@ -26,12 +27,13 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: tlsproxy [-c FILE] [-t] [-d] [-V] [-h]\n"
+	    "usage: tlsproxy [-c FILE] [-t] [-d] [-r] [-V] [-h]\n"
 	    "       tlsproxy -K [-c FILE]\n"
 	    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -t       check the configuration and exit (0: valid, 78: errors)\n"
 	    "  -K       print the ticket key schedule (fingerprints, key names; no secret)\n"
 	    "  -d       log at debug level\n"
+	    "  -r       keep running as root when the config sets no user\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n");
 }
@@ -70,9 +72,9 @@ main(int argc, char **argv)
 	struct config_errors errs = { 0 };
 	struct settings *s;
 	struct server *srv;
-	int opt, check_only = 0, print_keys = 0, debug = 0, rc;
+	int opt, check_only = 0, print_keys = 0, debug = 0, allow_root = 0, rc;
 
-	while ((opt = getopt(argc, argv, "c:tdKVh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:tdKrVh")) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -85,6 +87,9 @@ main(int argc, char **argv)
 			break;
 		case 'K':
 			print_keys = 1;
+			break;
+		case 'r':
+			allow_root = 1;
 			break;
 		case 'V':
 			printf("tlsproxy %s (%s)\n", PACKAGE_VERSION, OpenSSL_version(OPENSSL_VERSION));
@@ -123,6 +128,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 
+	if (privileges_check(s, allow_root) != 0) {
+		settings_free(s);
+		return EXIT_CONFIG;
+	}
 	/* A peer that vanishes must cost an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0) {

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,8 @@
 
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
+#include "privileges.h"
 #include "server.h"
 #include "service.h"
 #include "stats.h"
@@ -171,18 +174,20 @@ server_reload(struct server *srv)
 	struct config_errors errs = { 0 };
 	struct settings *s;
 	struct service **svcs = NULL;
+	char status[400];
 
 	log_info("reload: reading %s", srv->path);
+	notify_reloading();
 	if ((s = settings_load(srv->path, &errs)) == NULL) {
 		log_errors("reload refused: ", &errs);
-		goto done;
+		goto refused;
 	}
 	if (!listeners_unchanged(srv, s))
-		goto done;
+		goto refused;
 	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL ||
 	    build_services(s, svcs, &errs) != 0) {
 		log_errors("reload refused: ", &errs);
-		goto done;
+		goto refused;
 	}
 	for (size_t i = 0; i < s->nlisteners; i++) {
 		listener_set_service(find_listener(srv, s->listeners[i].name), svcs[i]);
@@ -193,22 +198,36 @@ server_reload(struct server *srv)
 		    (long long)srv->settings->workers, (long long)s->workers);
 		s->workers = srv->settings->workers;	/* what is really running */
 	}
+	if (s->uid != srv->settings->uid || s->gid != srv->settings->gid)
+		log_warning("reload: user or group changed; that takes a restart");
 	settings_free(srv->settings);
 	srv->settings = s;
 	s = NULL;
 	apply_log_level(srv);
 	log_info("reload: configuration from %s in force for new connections", srv->path);
 	log_ticket_policy(srv);
+	notify_ready("reloaded; serving");
+	goto done;
+refused:
+	/* Still serving the old configuration: say so, with the first reason. */
+	snprintf(status, sizeof(status), "reload refused: %s; serving the previous configuration",
+	    errs.count > 0 ? errs.lines[0] : "see the log");
+	notify_ready(status);
 done:
 	free(svcs);
 	settings_free(s);
 	config_errors_clear(&errs);
 }
 
+static long open_connections(struct server *srv);
+
 static void
 on_expire(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
+
+	notify_status("serving %ld connections on %zu listeners", open_connections(srv),
+	    srv->nlisteners);
 
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		struct service *svc = listener_service(srv->listeners[i]);
@@ -276,6 +295,7 @@ server_drain(struct server *srv, const char *signame)
 		return;
 	}
 	srv->draining = 1;
+	notify_stopping();
 	log_info("%s: stopping: no new connections, draining %ld open ones for up to %llds",
 	    signame, open_connections(srv), (long long)srv->settings->shutdown_timeout);
 	clock_gettime(CLOCK_MONOTONIC, &srv->drain_deadline);
@@ -403,11 +423,13 @@ server_new(struct settings *s, const char *path, int debug)
 	    event_add(srv->expire_timer, &expire) != 0 ||
 	    (srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, on_drain_tick, srv)) == NULL)
 		goto fail;
-	if (bind_listeners(srv) != 0 || start_workers(srv) != 0)
+	/* Bind and read every key as whoever started us; then drop root. */
+	if (bind_listeners(srv) != 0 || privileges_drop(s) != 0 || start_workers(srv) != 0)
 		goto fail;
 	log_ticket_policy(srv);
 	log_info("tlsproxy %s ready: %zu listeners, %zu workers", PACKAGE_VERSION,
 	    srv->nlisteners, srv->nworkers);
+	notify_ready("serving");
 	return srv;
 
 fail:

@@ -904,7 +904,9 @@ class Daemon:
         os.rename(tmp, self.conf_path)
 
     def start(self, wait=True):
-        cmd = [TLSPROXY, "-c", self.conf_path] + self.args
+        # Tests run as root with no user setting: say that is intended.
+        root = ["-r"] if os.geteuid() == 0 else []
+        cmd = [TLSPROXY, "-c", self.conf_path] + root + self.args
         if self.nofile:
             # The shell sets the limit and execs the daemon (same pid); no
             # preexec_fn, which is unsafe with the backends' threads.

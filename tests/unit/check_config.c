@@ -527,6 +527,28 @@ START_TEST(test_stateful_needs_cache)
 }
 END_TEST
 
+/* user and group are resolved at load time, so -t catches typos. */
+START_TEST(test_user_and_group)
+{
+	struct settings *s;
+
+	s = tl_load_ok("user = \"nobody\";\n" MINIMAL);
+	ck_assert_str_eq(s->user, "nobody");
+	ck_assert_uint_eq(s->uid, 65534);
+	ck_assert_ptr_null(s->group);
+	settings_free(s);
+	s = tl_load_ok("user = \"nobody\";\ngroup = \"root\";\n" MINIMAL);
+	ck_assert_uint_eq(s->gid, 0);
+	settings_free(s);
+	load_expect("user = \"no-such-user-here\";\n" MINIMAL, 1, "user: no such user "
+	    "\"no-such-user-here\" (an existing user name)");
+	load_expect("user = \"nobody\";\n\ngroup = \"no-such-group-here\";\n" MINIMAL, 3,
+	    "group: no such group \"no-such-group-here\" (an existing group name)");
+	load_expect("\ngroup = \"root\";\n" MINIMAL, 2,
+	    "group: needs user (set user as well, or neither)");
+}
+END_TEST
+
 /* --- Types, ranges, unknown and missing settings ------------------------ */
 
 START_TEST(test_bad_types)
@@ -630,8 +652,8 @@ END_TEST
 START_TEST(test_unknown_settings)
 {
 	load_expect("\nworker = 4;\n" MINIMAL, 2, "worker: unknown setting "
-	    "(allowed: workers, log_level, shutdown_timeout, session_cache, "
-	    "tickets, listeners)");
+	    "(allowed: user, group, workers, log_level, shutdown_timeout, "
+	    "session_cache, tickets, listeners)");
 	load_expect("session_cache = {\n  sise = 4;\n};\n" MINIMAL, 2,
 	    "session_cache.sise: unknown setting (allowed: size, timeout)");
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\";\n"
@@ -991,6 +1013,7 @@ config_suite(void)
 	tcase_add_test(bad, test_out_of_range);
 	tcase_add_test(bad, test_bad_durations);
 	tcase_add_test(bad, test_bad_choices);
+	tcase_add_test(bad, test_user_and_group);
 	tcase_add_test(bad, test_unknown_settings);
 	tcase_add_test(bad, test_missing_required);
 	tcase_add_test(bad, test_names);
