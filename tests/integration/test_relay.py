@@ -230,6 +230,19 @@ def _():
     d.wait_log(r"beta")
 
 
+@case("backend given by host name (localhost) is resolved without blocking and relays")
+def _():
+    b = EchoBackend(greeting=b"N")
+    port = free_port()
+    d = Daemon(make_conf(listener_conf("named", port, "localhost:%d" % b.port))).start()
+    for version in (TLS13, TLS12):
+        c = TLSClient(port, version)
+        check_eq(c.recv_exactly(1), b"N", "greeting through the named backend")
+        c.roundtrip(b"resolved")
+    # (No test of an unresolvable name: it would send a DNS query off this machine.)
+    d.wait_log(r"named")
+
+
 @case("protocols = [TLSv1.3] refuses TLS 1.2; [TLSv1.2] refuses TLS 1.3")
 def _():
     b = EchoBackend()
