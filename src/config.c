@@ -42,6 +42,10 @@ static const struct config_get_choice verify_modes[] = {
 	{ "none", VERIFY_CLIENT_NONE }, { "optional", VERIFY_CLIENT_OPTIONAL },
 	{ "require", VERIFY_CLIENT_REQUIRE }, { NULL, 0 },
 };
+static const struct config_get_choice proxy_protocol_names[] = {
+	{ "off", PROXY_PROTOCOL_OFF }, { "v1", PROXY_PROTOCOL_V1 },
+	{ "v2", PROXY_PROTOCOL_V2 }, { NULL, 0 },
+};
 static const struct config_get_choice protocol_names[] = {
 	{ "TLSv1.2", PROTO_TLS12 }, { "TLSv1.3", PROTO_TLS13 }, { NULL, 0 },
 };
@@ -55,7 +59,7 @@ static const char *const ticket_names[] = { "mode", "seed", "seed_file",
 static const char *const listener_names[] = { "name", "listen", "backend",
 	"cert", "key", "client_ca", "protocols", "ciphers", "ciphersuites",
 	"verify_client", "handshake_timeout", "connect_timeout", "idle_timeout",
-	"max_connections", NULL };
+	"max_connections", "proxy_protocol", "proxy_protocol_client_cert", NULL };
 
 /* Free a secret after overwriting it, so that it does not linger in the heap. */
 static void
@@ -356,7 +360,7 @@ load_listener(const struct config_get_group *g, struct listener_settings *l)
 	    "\"127.0.0.1:1883\", \"[::1]:1883\" or \"broker.example:1883\"";
 	const char *pem = "a readable PEM file";
 	char full[128];
-	int carc, vc;
+	int carc, vc, pp;
 
 	config_get_unknown(g, listener_names);
 	l->where = config_get_where(g, NULL);
@@ -402,6 +406,15 @@ load_listener(const struct config_get_group *g, struct listener_settings *l)
 	config_get_duration(g, "idle_timeout", 0, 30 * DAY, 0, &l->idle_timeout);
 	config_get_int(g, "max_connections", 1, 10000000, 100000,
 	    &l->max_connections);
+
+	config_get_choice(g, "proxy_protocol", proxy_protocol_names, PROXY_PROTOCOL_OFF, &pp);
+	l->proxy_protocol = (enum proxy_protocol)pp;
+	if (config_get_bool(g, "proxy_protocol_client_cert", 0,
+	    &l->proxy_protocol_client_cert) == 0 && l->proxy_protocol_client_cert &&
+	    l->proxy_protocol != PROXY_PROTOCOL_V2)
+		config_get_report(g, config_get_member(g, "proxy_protocol_client_cert"),
+		    config_get_name(g, "proxy_protocol_client_cert", full, sizeof(full)),
+		    "needs proxy_protocol = \"v2\" (version 1 has no room for it)");
 }
 
 /* Report listener ${i} if its name or address repeats an earlier one's. */

@@ -42,6 +42,12 @@ enum verify_client {
 	VERIFY_CLIENT_REQUIRE,
 };
 
+enum proxy_protocol {
+	PROXY_PROTOCOL_OFF = 0,
+	PROXY_PROTOCOL_V1,
+	PROXY_PROTOCOL_V2,
+};
+
 enum tickets_mode {
 	TICKETS_OFF = 0,	/* no tickets; TLS 1.2 session IDs only */
 	TICKETS_STATEFUL,	/* TLS 1.3 tickets that name a node-local cache entry */
@@ -73,6 +79,8 @@ struct listener_settings {
 	int64_t connect_timeout;	/* seconds, > 0 */
 	int64_t idle_timeout;		/* seconds, 0: none */
 	int64_t max_connections;	/* > 0 */
+	enum proxy_protocol proxy_protocol;	/* header sent to the backend first */
+	int proxy_protocol_client_cert;	/* v2: include the client certificate */
 	struct config_where where;	/* the listener's group */
 	struct config_where cert_where, key_where, client_ca_where;
 	struct config_where ciphers_where, ciphersuites_where;

@@ -464,6 +464,25 @@ config_get_int(const struct config_get_group *g, const char *name,
 }
 
 int
+config_get_bool(const struct config_get_group *g, const char *name, int def, int *out)
+{
+	const config_setting_t *st = config_get_member(g, name);
+	char full[128];
+
+	*out = def;
+	if (st == NULL)
+		return 1;
+	if (config_setting_type(st) != CONFIG_TYPE_BOOL) {
+		config_get_name(g, name, full, sizeof(full));
+		config_get_report(g, st, full, "expected true or false, got %s",
+		    config_get_type_name(st));
+		return -1;
+	}
+	*out = config_setting_get_bool(st) ? 1 : 0;
+	return 0;
+}
+
+int
 config_get_duration(const struct config_get_group *g, const char *name,
     int64_t min, int64_t max, int64_t def, int64_t *out)
 {

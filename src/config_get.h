@@ -131,6 +131,9 @@ void config_get_missing(const struct config_get_group *g, const char *name,
 void config_get_unknown(const struct config_get_group *g,
     const char *const *names);
 
+/** config_get_bool(g, name, def, out): true or false. */
+int config_get_bool(const struct config_get_group *g, const char *name, int def, int *out);
+
 /** config_get_int(g, name, min, max, def, out): integer in [${min}, ${max}]. */
 int config_get_int(const struct config_get_group *g, const char *name,
     int64_t min, int64_t max, int64_t def, int64_t *out);

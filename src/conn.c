@@ -27,6 +27,7 @@
 
 #include "backend.h"
 #include "conn.h"
+#include "proxy_tls.h"
 #include "log.h"
 #include "relay.h"
 #include "service.h"
@@ -55,6 +56,7 @@ struct conn {
 	unsigned watching;		/* RELAY_WANT_* bits currently added */
 	time_t started;
 	time_t last_active;
+	struct sockaddr_storage *peer_addr;	/* kept only for the PROXY header */
 	char peer[ADDR_TEXT_MAX];
 };
 
@@ -155,6 +157,19 @@ handshake_kind(SSL *ssl, const char **kind)
 	}
 }
 
+/* The header goes out first, ahead of anything the client sends. */
+static int
+queue_proxy_header(struct conn *c)
+{
+	int n = proxy_tls_header(c->service->proxy_protocol,
+	    c->service->proxy_protocol_client_cert, c->ssl, c->fd,
+	    (struct sockaddr *)c->peer_addr, c->env->scratch, c->env->scratch_len);
+
+	if (n < 0)
+		return -1;
+	return relay_queue_to_backend(&c->relay, c->env->scratch, (size_t)n);
+}
+
 static void
 on_backend_connected(int fd, const char *why, void *arg)
 {
@@ -174,6 +189,12 @@ on_backend_connected(int fd, const char *why, void *arg)
 	}
 	c->state = CONN_RELAYING;
 	relay_init(&c->relay, c->ssl, c->fd, fd);
+	if (c->service->proxy_protocol != PROXY_PROTOCOL_OFF && queue_proxy_header(c) != 0) {
+		log_warning("%s %s: cannot build the PROXY protocol header", c->service->name,
+		    c->peer);
+		conn_free(c);
+		return;
+	}
 	event_assign(&c->backend_read, c->env->base, fd, EV_READ | EV_PERSIST, on_backend, c);
 	event_assign(&c->backend_write, c->env->base, fd, EV_WRITE | EV_PERSIST, on_backend, c);
 	c->last_active = now_seconds();
@@ -337,6 +358,7 @@ conn_free(struct conn *c)
 		relay_release(&c->relay);
 	}
 	backend_connect_cancel(c->connecting);
+	free(c->peer_addr);
 	SSL_free(c->ssl);
 	close(c->fd);
 	listener_conn_release(c->listener);
@@ -398,6 +420,13 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	c->state = CONN_HANDSHAKE;
 	c->started = c->last_active = now_seconds();
 	memcpy(c->peer, peertext, sizeof(c->peer));
+	if (svc->proxy_protocol != PROXY_PROTOCOL_OFF) {
+		if ((c->peer_addr = calloc(1, sizeof(*c->peer_addr))) == NULL) {
+			log_error("%s %s: out of memory", svc->name, peertext);
+			goto err2;
+		}
+		memcpy(c->peer_addr, peer, peerlen);
+	}
 	event_assign(&c->client_read, env->base, fd, EV_READ | EV_PERSIST, on_client, c);
 	event_assign(&c->client_write, env->base, fd, EV_WRITE | EV_PERSIST, on_client, c);
 	evtimer_assign(&c->timer, env->base, on_timer, c);

@@ -68,6 +68,14 @@ pending_keep(struct relay_pending *p, const unsigned char *data, size_t len)
 	return 0;
 }
 
+int
+relay_queue_to_backend(struct relay *r, const unsigned char *data, size_t len)
+{
+	if (r->to_backend.data != NULL)
+		return -1;
+	return pending_keep(&r->to_backend, data, len);
+}
+
 static void
 pending_consume(struct relay_pending *p, size_t n)
 {

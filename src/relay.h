@@ -58,6 +58,13 @@ void relay_init(struct relay *r, SSL *ssl, int client_fd, int backend_fd);
 enum relay_status relay_run(struct relay *r, unsigned char *scratch, size_t len,
     unsigned *wants);
 
+/**
+ * relay_queue_to_backend(r, data, len): send ${data} to the backend before
+ * anything the client sends (a PROXY protocol header); call before the
+ * first relay_run().  0, or -1 when out of memory.
+ */
+int relay_queue_to_backend(struct relay *r, const unsigned char *data, size_t len);
+
 /** relay_release(r): free pending data (the relay is being torn down). */
 void relay_release(struct relay *r);
 

@@ -27,6 +27,8 @@ service_new(const struct settings *s, const struct listener_settings *ls,
 	svc->connect_timeout = ls->connect_timeout;
 	svc->idle_timeout = ls->idle_timeout;
 	svc->max_connections = ls->max_connections;
+	svc->proxy_protocol = ls->proxy_protocol;
+	svc->proxy_protocol_client_cert = ls->proxy_protocol_client_cert;
 	return svc;
 
 err2:

@@ -26,6 +26,8 @@ struct service {
 	int64_t connect_timeout;
 	int64_t idle_timeout;		/* 0: none */
 	int64_t max_connections;
+	enum proxy_protocol proxy_protocol;
+	int proxy_protocol_client_cert;
 };
 
 /**

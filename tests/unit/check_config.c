@@ -667,7 +667,8 @@ START_TEST(test_unknown_settings)
 	    "listeners[1].timeout: unknown setting (allowed: name, listen, "
 	    "backend, cert, key, client_ca, protocols, ciphers, ciphersuites, "
 	    "verify_client, handshake_timeout, connect_timeout, idle_timeout, "
-	    "max_connections)");
+	    "max_connections, proxy_protocol, "
+	    "proxy_protocol_client_cert)");
 }
 END_TEST
 
