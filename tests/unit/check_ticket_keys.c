@@ -1547,13 +1547,5 @@ ticket_keys_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(ticket_keys_suite());
-	int failed;
-
-	srunner_set_tap(sr, "-");
-	srunner_set_fork_status(sr, getenv("CK_FORK") != NULL ? CK_FORK_GETENV : CK_FORK);
-	srunner_run_all(sr, CK_SILENT);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(ticket_keys_suite());
 }

@@ -206,9 +206,10 @@ tl_run(Suite *suite)
 	SRunner *sr = srunner_create(suite);
 	int failed;
 
-	/* TAP on stdout for automake's tap-driver; a fork per test. */
+	/* TAP on stdout for automake's tap-driver; a fork per test unless
+	 * CK_FORK=no asks otherwise (valgrind runs). */
 	srunner_set_tap(sr, "-");
-	srunner_set_fork_status(sr, CK_FORK);
+	srunner_set_fork_status(sr, getenv("CK_FORK") != NULL ? CK_FORK_GETENV : CK_FORK);
 	srunner_run_all(sr, CK_SILENT);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
