@@ -51,7 +51,7 @@ static const struct config_get_choice protocol_names[] = {
 };
 
 static const char *const top_names[] = { "user", "group", "workers", "log_level",
-	"shutdown_timeout", "session_cache", "tickets", "listeners", NULL };
+	"shutdown_timeout", "session_cache", "tickets", "metrics", "listeners", NULL };
 static const char *const cache_names[] = { "size", "timeout", NULL };
 static const char *const ticket_names[] = { "mode", "seed", "seed_file",
 	"previous_seed", "previous_seed_file", "rotation_interval",
@@ -542,6 +542,41 @@ load_identity(struct settings *s, const struct config_get_group *root)
 	}
 }
 
+/*
+ * metrics: where the Prometheus endpoint listens, if anywhere.  Like a
+ * listener's address it is an IP literal (bound before anything else runs,
+ * with no resolver) and must not be a listener's address too.
+ */
+static void
+load_metrics(struct settings *s, const struct config_get_group *root)
+{
+	const char *allowed = "an IP address and port, such as \"127.0.0.1:9464\" "
+	    "or \"[::1]:9464\"";
+	const config_setting_t *st = config_get_member(root, "metrics");
+	const config_setting_t *list = config_get_member(root, "listeners");
+	char a[ADDR_TEXT_MAX], b[ADDR_TEXT_MAX];
+	struct config_where w;
+
+	if (config_get_addr(root, "metrics", 1, allowed, &s->metrics) != 0)
+		return;
+	s->metrics_enabled = 1;
+	s->metrics_where = config_get_where(root, st);
+	addr_format((const struct sockaddr *)&s->metrics.sa, a, sizeof(a));
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		const struct listener_settings *l = &s->listeners[i];
+
+		if (!l->listen.numeric || strcmp(a, addr_format((const struct sockaddr *)
+		    &l->listen.sa, b, sizeof(b))) != 0)
+			continue;
+		w = config_get_where(root, config_setting_get_member(
+		    config_setting_get_elem(list, (unsigned)i), "listen"));
+		config_get_report(root, st, "metrics", "%s is also the address of "
+		    "listeners[%zu] at %s:%d (give metrics a port of its own)", a, i,
+		    w.file, w.line);
+		break;
+	}
+}
+
 static void
 load_top(struct settings *s, const struct config_get_group *root)
 {
@@ -642,6 +677,7 @@ settings_load(const char *path, struct config_errors *errs)
 	load_top(s, &root);
 	load_tickets(s, &root);
 	load_listeners(s, &root);
+	load_metrics(s, &root);
 	if (config_get_loader_finish(ld) == -1)	/* frees ld */
 		goto err1;
 

@@ -115,6 +115,9 @@ struct settings {
 	int64_t session_cache_size;	/* 0: no session-ID cache */
 	int64_t session_cache_timeout;	/* seconds */
 	struct ticket_settings tickets;
+	int metrics_enabled;		/* the metrics setting is present */
+	struct hostport metrics;	/* where GET /metrics is served (numeric) */
+	struct config_where metrics_where;
 	struct listener_settings *listeners;
 	size_t nlisteners;
 	/* Names of @include'd files that some config_where points to. */

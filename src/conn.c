@@ -56,6 +56,8 @@ struct conn {
 	unsigned watching;		/* RELAY_WANT_* bits currently added */
 	time_t started;
 	time_t last_active;
+	struct timespec connect_started;	/* for the connect time histogram */
+	uint64_t counted_in, counted_out;	/* relay bytes added to the stats so far */
 	struct sockaddr_storage *peer_addr;	/* kept only for the PROXY header */
 	char peer[ADDR_TEXT_MAX];
 };
@@ -72,6 +74,42 @@ now_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
+}
+
+/* Count ${counter} for the connection's listener. */
+static void
+conn_count(struct conn *c, enum stat_counter counter, uint64_t n)
+{
+	stats_count(listener_stats(c->listener), counter, n);
+}
+
+/* Add the bytes relayed since the last call to the listener's counters. */
+static void
+conn_count_bytes(struct conn *c)
+{
+	const struct relay *r = &c->relay;
+
+	if (r->bytes_to_backend != c->counted_in) {
+		conn_count(c, STAT_BYTES_CLIENT_TO_BACKEND, r->bytes_to_backend - c->counted_in);
+		c->counted_in = r->bytes_to_backend;
+	}
+	if (r->bytes_to_client != c->counted_out) {
+		conn_count(c, STAT_BYTES_BACKEND_TO_CLIENT, r->bytes_to_client - c->counted_out);
+		c->counted_out = r->bytes_to_client;
+	}
+}
+
+/* Microseconds since ${then} (CLOCK_MONOTONIC). */
+static uint64_t
+usec_since(const struct timespec *then)
+{
+	struct timespec now;
+	int64_t usec;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	usec = (int64_t)(now.tv_sec - then->tv_sec) * 1000000 +
+	    (now.tv_nsec - then->tv_nsec) / 1000;
+	return usec > 0 ? (uint64_t)usec : 0;
 }
 
 /* Add or delete events so that exactly ${wants} is watched. */
@@ -181,12 +219,13 @@ on_backend_connected(int fd, const char *why, void *arg)
 		snprintf(backend, sizeof(backend), "%s:%u", c->service->backend.host,
 		    c->service->backend.port);
 		log_warning("%s %s: backend %s: %s", c->service->name, c->peer, backend, why);
-		stats_add(STAT_BACKEND_FAILED, 1);
+		conn_count(c, STAT_BACKEND_FAILED, 1);
 		/* A clean close: the client learns the session is over. */
 		SSL_shutdown(c->ssl);
 		conn_free(c);
 		return;
 	}
+	stats_connect_time(listener_stats(c->listener), usec_since(&c->connect_started));
 	c->state = CONN_RELAYING;
 	relay_init(&c->relay, c->ssl, c->fd, fd);
 	if (c->service->proxy_protocol != PROXY_PROTOCOL_OFF && queue_proxy_header(c) != 0) {
@@ -209,7 +248,7 @@ handshake_done(struct conn *c)
 	char subject[256];
 	const char *kind;
 
-	stats_add(handshake_kind(c->ssl, &kind), 1);
+	conn_count(c, handshake_kind(c->ssl, &kind), 1);
 	client_subject(c->ssl, subject, sizeof(subject));
 	log_info("%s %s: %s %s %s%s%s%s", c->service->name, c->peer,
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), kind,
@@ -218,11 +257,12 @@ handshake_done(struct conn *c)
 	conn_watch(c, 0);
 	c->state = CONN_CONNECTING;
 	conn_set_timer(c, c->service->connect_timeout);
+	clock_gettime(CLOCK_MONOTONIC, &c->connect_started);
 	c->connecting = backend_connect_start(c->env->base, c->env->dns, &c->service->backend,
 	    on_backend_connected, c);
 	if (c->connecting == NULL) {
 		log_warning("%s %s: cannot start the backend connect", c->service->name, c->peer);
-		stats_add(STAT_BACKEND_FAILED, 1);
+		conn_count(c, STAT_BACKEND_FAILED, 1);
 		conn_free(c);
 	}
 }
@@ -230,7 +270,7 @@ handshake_done(struct conn *c)
 static void
 handshake_step(struct conn *c)
 {
-	int n, err;
+	int n, err, saved_errno, closed;
 	char reasons[256];
 
 	ERR_clear_error();
@@ -249,14 +289,19 @@ handshake_step(struct conn *c)
 		return;
 	}
 	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */
-	if (ERR_peek_error() == 0)
+	saved_errno = errno;
+	closed = 0;
+	if (ERR_peek_error() == 0) {
 		snprintf(reasons, sizeof(reasons), "%s",
-		    err == SSL_ERROR_SYSCALL && errno ? strerror(errno) :
+		    err == SSL_ERROR_SYSCALL && saved_errno ? strerror(saved_errno) :
 		    "connection closed by the client");
-	else
+		/* A port check or a client giving up: not a TLS problem. */
+		closed = err != SSL_ERROR_SYSCALL || saved_errno == 0 ||
+		    saved_errno == ECONNRESET;
+	} else
 		ssl_errors_drain(reasons, sizeof(reasons));
 	log_info("%s %s: handshake failed: %s", c->service->name, c->peer, reasons);
-	stats_add(STAT_HANDSHAKE_FAILED, 1);
+	conn_count(c, closed ? STAT_HANDSHAKE_CLIENT_CLOSED : STAT_HANDSHAKE_FAILED, 1);
 	conn_free(c);
 }
 
@@ -268,6 +313,7 @@ relay_step(struct conn *c)
 
 	st = relay_run(&c->relay, c->env->scratch, c->env->scratch_len, &wants);
 	c->last_active = now_seconds();
+	conn_count_bytes(c);
 	if (st == RELAY_FAILED) {
 		log_info("%s %s: closed: %s (%llu bytes in, %llu out)", c->service->name,
 		    c->peer, c->relay.error, (unsigned long long)c->relay.bytes_to_backend,
@@ -315,13 +361,13 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	case CONN_HANDSHAKE:
 		log_info("%s %s: handshake timed out after %llds", c->service->name, c->peer,
 		    (long long)c->service->handshake_timeout);
-		stats_add(STAT_HANDSHAKE_TIMEOUT, 1);
+		conn_count(c, STAT_HANDSHAKE_TIMEOUT, 1);
 		break;
 	case CONN_CONNECTING:
 		log_warning("%s %s: backend %s:%u: connect timed out after %llds",
 		    c->service->name, c->peer, c->service->backend.host,
 		    c->service->backend.port, (long long)c->service->connect_timeout);
-		stats_add(STAT_BACKEND_FAILED, 1);
+		conn_count(c, STAT_BACKEND_FAILED, 1);
 		SSL_shutdown(c->ssl);
 		break;
 	case CONN_RELAYING:
@@ -350,8 +396,7 @@ conn_free(struct conn *c)
 	event_del(&c->client_write);
 	event_del(&c->timer);
 	if (c->state == CONN_RELAYING) {
-		stats_add(STAT_BYTES_CLIENT_TO_BACKEND, c->relay.bytes_to_backend);
-		stats_add(STAT_BYTES_BACKEND_TO_CLIENT, c->relay.bytes_to_client);
+		conn_count_bytes(c);
 		event_del(&c->backend_read);
 		event_del(&c->backend_write);
 		close(c->relay.backend_fd);
@@ -377,12 +422,12 @@ conn_free(struct conn *c)
 
 /* Refusing at the limit is logged at most once a second per thread. */
 static void
-refuse_at_limit(struct service *svc, const char *peer)
+refuse_at_limit(struct listener *l, struct service *svc, const char *peer)
 {
 	static _Thread_local time_t last;
 	time_t now = now_seconds();
 
-	stats_add(STAT_CONN_REFUSED_LIMIT, 1);
+	stats_count(listener_stats(l), STAT_CONN_REFUSED_LIMIT, 1);
 	if (now != last) {
 		last = now;
 		log_warning("%s %s: refused: max_connections (%lld) reached", svc->name, peer,
@@ -401,7 +446,7 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 
 	addr_format(peer, peertext, sizeof(peertext));
 	if (listener_conn_acquire(l, svc->max_connections) != 0) {
-		refuse_at_limit(svc, peertext);
+		refuse_at_limit(l, svc, peertext);
 		goto err1;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->ssl = SSL_new(svc->ctx)) == NULL ||
@@ -410,7 +455,7 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 		    peertext);
 		goto err2;
 	}
-	stats_add(STAT_CONN_ACCEPTED, 1);
+	stats_count(listener_stats(l), STAT_CONN_ACCEPTED, 1);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	SSL_set_accept_state(c->ssl);
 	c->env = env;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "stats.h"
 
 #define LISTEN_BACKLOG 4096
 
@@ -27,6 +28,7 @@ struct listener {
 	pthread_mutex_t lock;		/* protects service */
 	struct service *service;
 	atomic_long connections;
+	struct stats *stats;		/* this listener's counters */
 };
 
 static int
@@ -70,7 +72,8 @@ listener_new(const struct listener_settings *ls, struct service *svc, char *why,
 {
 	struct listener *l;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL || (l->name = strdup(ls->name)) == NULL) {
+	if ((l = calloc(1, sizeof(*l))) == NULL || (l->name = strdup(ls->name)) == NULL ||
+	    (l->stats = stats_new()) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto err1;
 	}
@@ -83,8 +86,10 @@ listener_new(const struct listener_settings *ls, struct service *svc, char *why,
 	return l;
 
 err1:
-	if (l != NULL)
+	if (l != NULL) {
+		stats_free(l->stats);
 		free(l->name);
+	}
 	free(l);
 	service_unref(svc);
 	return NULL;
@@ -106,6 +111,7 @@ listener_free(struct listener *l)
 	listener_close_socket(l);
 	service_unref(l->service);
 	pthread_mutex_destroy(&l->lock);
+	stats_free(l->stats);
 	free(l->name);
 	free(l);
 }
@@ -173,4 +179,10 @@ long
 listener_connections(const struct listener *l)
 {
 	return atomic_load_explicit(&((struct listener *)l)->connections, memory_order_relaxed);
+}
+
+struct stats *
+listener_stats(const struct listener *l)
+{
+	return l->stats;
 }

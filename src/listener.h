@@ -1,7 +1,8 @@
 /*
  * listener: one bound listening socket, shared by every worker, and the
  * service that currently answers on it.  The service can be swapped by a
- * reload; the socket and the connection count live as long as the daemon.
+ * reload; the socket, the connection count and the counters (stats) live
+ * as long as the daemon.
  */
 #ifndef TLSPROXY_LISTENER_H
 #define TLSPROXY_LISTENER_H
@@ -10,6 +11,8 @@
 
 #include "config.h"
 #include "service.h"
+
+struct stats;
 
 struct listener;
 
@@ -56,5 +59,8 @@ void listener_conn_release(struct listener *l);
 
 /** listener_connections(l): connections open now. */
 long listener_connections(const struct listener *l);
+
+/** listener_stats(l): the listener's counters, which live as long as it does. */
+struct stats *listener_stats(const struct listener *l);
 
 #endif

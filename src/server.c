@@ -6,7 +6,8 @@
  * anything changes; any error leaves the running configuration untouched.
  * Listening addresses are fixed at start-up: a reload that adds, removes or
  * moves a listener is refused (restart to apply it), because a proxy in
- * front of a broker must never silently stop listening where it did.
+ * front of a broker must never silently stop listening where it did.  The
+ * metrics address is fixed the same way: monitoring must not go blind.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -20,6 +21,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "privileges.h"
 #include "server.h"
@@ -38,6 +40,7 @@ struct server {
 	size_t nlisteners;
 	struct worker **workers;
 	size_t nworkers;
+	struct metrics *metrics;	/* NULL: no metrics setting */
 	struct event_base *base;
 	struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
 	struct event *expire_timer;
@@ -104,7 +107,10 @@ apply_log_level(struct server *srv)
 	log_set_level(srv->debug ? LOG_LEVEL_DEBUG : srv->settings->log_level);
 }
 
-/* Operators compare fingerprints across nodes; the seed itself never shows. */
+/*
+ * Operators compare fingerprints across nodes, in the log and in metrics;
+ * the seed itself never shows.
+ */
 static void
 log_ticket_policy(struct server *srv)
 {
@@ -113,12 +119,15 @@ log_ticket_policy(struct server *srv)
 	const char *prev;
 
 	if (ts->mode != TICKETS_STATELESS) {
+		metrics_set_tickets(srv->metrics, NULL, NULL, 0);
 		log_info("tickets: %s", ts->mode == TICKETS_OFF ? "off" :
 		    "stateful (node-local cache)");
 		return;
 	}
 	svc = listener_service(srv->listeners[0]);
 	prev = ticket_keys_fingerprint(svc->ticket_keys, 1);
+	metrics_set_tickets(srv->metrics, ticket_keys_fingerprint(svc->ticket_keys, 0), prev,
+	    (uint64_t)ts->rotation_interval);
 	log_info("tickets: stateless, seed fingerprint %s%s%s, rotation_interval %llds,"
 	    " decrypt_grace %llds, session_lifetime %llds",
 	    ticket_keys_fingerprint(svc->ticket_keys, 0), prev[0] ? ", previous seed " : "",
@@ -168,6 +177,33 @@ listeners_unchanged(struct server *srv, const struct settings *s)
 	return ok;
 }
 
+/* Nor where metrics are served, nor whether they are. */
+static int
+metrics_unchanged(struct server *srv, const struct settings *s)
+{
+	const struct settings *old = srv->settings;
+	char was[ADDR_TEXT_MAX], now[ADDR_TEXT_MAX];
+
+	if (!old->metrics_enabled && !s->metrics_enabled)
+		return 1;
+	if (old->metrics_enabled && s->metrics_enabled &&
+	    same_address(&old->metrics, &s->metrics))
+		return 1;
+	snprintf(was, sizeof(was), "off");
+	snprintf(now, sizeof(now), "off");
+	if (old->metrics_enabled)
+		addr_format((const struct sockaddr *)&old->metrics.sa, was, sizeof(was));
+	if (s->metrics_enabled)
+		addr_format((const struct sockaddr *)&s->metrics.sa, now, sizeof(now));
+	if (s->metrics_enabled)
+		log_error("reload refused: %s:%d: metrics: %s instead of %s; that needs a restart",
+		    s->metrics_where.file, s->metrics_where.line, now, was);
+	else
+		log_error("reload refused: %s: metrics: off instead of %s; that needs a restart",
+		    s->path, was);
+	return 0;
+}
+
 static void
 server_reload(struct server *srv)
 {
@@ -182,7 +218,7 @@ server_reload(struct server *srv)
 		log_errors("reload refused: ", &errs);
 		goto refused;
 	}
-	if (!listeners_unchanged(srv, s))
+	if (!listeners_unchanged(srv, s) || !metrics_unchanged(srv, s))
 		goto refused;
 	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL ||
 	    build_services(s, svcs, &errs) != 0) {
@@ -206,9 +242,13 @@ server_reload(struct server *srv)
 	apply_log_level(srv);
 	log_info("reload: configuration from %s in force for new connections", srv->path);
 	log_ticket_policy(srv);
+	stats_add(STAT_RELOAD_OK, 1);
+	metrics_set_reload(srv->metrics, 1);
 	notify_ready("reloaded; serving");
 	goto done;
 refused:
+	stats_add(STAT_RELOAD_FAILED, 1);
+	metrics_set_reload(srv->metrics, 0);
 	/* Still serving the old configuration: say so, with the first reason. */
 	snprintf(status, sizeof(status), "reload refused: %s; serving the previous configuration",
 	    errs.count > 0 ? errs.lines[0] : "see the log");
@@ -368,6 +408,27 @@ done:
 	return rc;
 }
 
+/* Bound with the listeners, before privileges are dropped; served once the workers run. */
+static int
+bind_metrics(struct server *srv)
+{
+	const struct settings *s = srv->settings;
+	char addr[ADDR_TEXT_MAX], why[256];
+
+	if (!s->metrics_enabled)
+		return 0;
+	addr_format((const struct sockaddr *)&s->metrics.sa, addr, sizeof(addr));
+	srv->metrics = metrics_new(&s->metrics, srv->listeners, srv->nlisteners, why,
+	    sizeof(why));
+	if (srv->metrics == NULL) {
+		log_error("%s:%d: metrics: cannot listen on %s: %s", s->metrics_where.file,
+		    s->metrics_where.line, addr, why);
+		return -1;
+	}
+	log_info("metrics: serving http://%s/metrics", addr);
+	return 0;
+}
+
 /* Workers must not take the signals: the main loop handles them. */
 static int
 start_workers(struct server *srv)
@@ -424,7 +485,8 @@ server_new(struct settings *s, const char *path, int debug)
 	    (srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, on_drain_tick, srv)) == NULL)
 		goto fail;
 	/* Bind and read every key as whoever started us; then drop root. */
-	if (bind_listeners(srv) != 0 || privileges_drop(s) != 0 || start_workers(srv) != 0)
+	if (bind_listeners(srv) != 0 || bind_metrics(srv) != 0 || privileges_drop(s) != 0 ||
+	    start_workers(srv) != 0 || (srv->metrics != NULL && metrics_start(srv->metrics) != 0))
 		goto fail;
 	log_ticket_policy(srv);
 	log_info("tlsproxy %s ready: %zu listeners, %zu workers", PACKAGE_VERSION,
@@ -450,6 +512,7 @@ server_free(struct server *srv)
 {
 	if (srv == NULL)
 		return;
+	metrics_free(srv->metrics);	/* it reads the listeners */
 	for (size_t i = 0; i < srv->nworkers; i++) {
 		worker_close_all(srv->workers[i]);
 		worker_join(srv->workers[i]);

@@ -1,13 +1,37 @@
 /*
- * stats: the counters behind SIGUSR1's log line (and, later, metrics).
+ * stats: the counters behind SIGUSR1's log line and the metrics.
+ *
+ * Writers touch only their own block, with relaxed atomic adds.  The list
+ * of blocks changes only at start-up and shutdown, under a mutex that
+ * readers (the log line, a metrics scrape) take too; the hot path never
+ * takes it.  Readers see each counter's own latest value, not a snapshot
+ * of all of them at one instant; that is all counters need.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "stats.h"
 
-static _Atomic uint64_t counters[STAT_COUNTER_MAX];
+struct stats {
+	_Atomic uint64_t counters[STAT_COUNTER_MAX];
+	/* Backend connect times: one count per bucket, the last one past every bound. */
+	_Atomic uint64_t connect_buckets[STATS_CONNECT_BUCKETS + 1];
+	_Atomic uint64_t connect_usec;
+	struct stats *next;
+};
+
+/* 1 ms to 10 s: loopback and LAN brokers at the low end, a struggling one at the top. */
+static const uint64_t connect_bounds[STATS_CONNECT_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+	2500000, 10000000,
+};
+
+static struct stats process;
+static struct stats *blocks;		/* every other block */
+static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_CONN_ACCEPTED] = "accepted",
@@ -30,18 +54,110 @@ static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_BACKEND_FAILED] = "backend_failed",
 	[STAT_BYTES_CLIENT_TO_BACKEND] = "bytes_in",
 	[STAT_BYTES_BACKEND_TO_CLIENT] = "bytes_out",
+	[STAT_HANDSHAKE_CLIENT_CLOSED] = "handshake_client_closed",
+	[STAT_RELOAD_OK] = "reloads_ok",
+	[STAT_RELOAD_FAILED] = "reloads_failed",
 };
+
+struct stats *
+stats_new(void)
+{
+	struct stats *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < STAT_COUNTER_MAX; i++)
+		atomic_init(&st->counters[i], 0);
+	for (size_t i = 0; i <= STATS_CONNECT_BUCKETS; i++)
+		atomic_init(&st->connect_buckets[i], 0);
+	atomic_init(&st->connect_usec, 0);
+	pthread_mutex_lock(&blocks_lock);
+	st->next = blocks;
+	blocks = st;
+	pthread_mutex_unlock(&blocks_lock);
+	return st;
+}
+
+void
+stats_free(struct stats *st)
+{
+	struct stats **p;
+
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&blocks_lock);
+	for (p = &blocks; *p != NULL; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+	pthread_mutex_unlock(&blocks_lock);
+	free(st);
+}
+
+void
+stats_count(struct stats *st, enum stat_counter counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(&st->counters[counter], n, memory_order_relaxed);
+}
 
 void
 stats_add(enum stat_counter counter, uint64_t n)
 {
-	atomic_fetch_add_explicit(&counters[counter], n, memory_order_relaxed);
+	stats_count(&process, counter, n);
+}
+
+uint64_t
+stats_value(const struct stats *st, enum stat_counter counter)
+{
+	if (st == NULL)
+		st = &process;
+	return atomic_load_explicit(&st->counters[counter], memory_order_relaxed);
 }
 
 uint64_t
 stats_get(enum stat_counter counter)
 {
-	return atomic_load_explicit(&counters[counter], memory_order_relaxed);
+	uint64_t n = stats_value(&process, counter);
+
+	pthread_mutex_lock(&blocks_lock);
+	for (const struct stats *st = blocks; st != NULL; st = st->next)
+		n += stats_value(st, counter);
+	pthread_mutex_unlock(&blocks_lock);
+	return n;
+}
+
+void
+stats_connect_time(struct stats *st, uint64_t usec)
+{
+	size_t i = 0;
+
+	while (i < STATS_CONNECT_BUCKETS && usec > connect_bounds[i])
+		i++;
+	atomic_fetch_add_explicit(&st->connect_usec, usec, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->connect_buckets[i], 1, memory_order_relaxed);
+}
+
+uint64_t
+stats_connect_bound(size_t i)
+{
+	return i < STATS_CONNECT_BUCKETS ? connect_bounds[i] : UINT64_MAX;
+}
+
+void
+stats_connect_histogram(const struct stats *st, uint64_t buckets[STATS_CONNECT_BUCKETS],
+    uint64_t *sum_usec, uint64_t *count)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < STATS_CONNECT_BUCKETS; i++) {
+		n += atomic_load_explicit(&st->connect_buckets[i], memory_order_relaxed);
+		buckets[i] = n;
+	}
+	/* The count is the buckets' total, so that +Inf always equals _count. */
+	*count = n + atomic_load_explicit(&st->connect_buckets[STATS_CONNECT_BUCKETS],
+	    memory_order_relaxed);
+	*sum_usec = atomic_load_explicit(&st->connect_usec, memory_order_relaxed);
 }
 
 void

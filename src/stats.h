@@ -1,10 +1,14 @@
 /*
- * stats: process-wide event counters, shared by every worker thread.
- * Cheap enough for the handshake path (one relaxed atomic add each).
+ * stats: event counters, cheap enough for the handshake path (one relaxed
+ * atomic add each, no lock).  Each listener has its own block of counters
+ * (struct stats), so that metrics can say which listener counted what;
+ * events that belong to no listener (ticket rejections, reloads) go to one
+ * process-wide block.  Blocks live as long as the daemon.
  */
 #ifndef TLSPROXY_STATS_H
 #define TLSPROXY_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum stat_counter {
@@ -25,21 +29,59 @@ enum stat_counter {
 	STAT_TICKET_REJECTED_UNKNOWN,	/* no key of ours has that name */
 	STAT_TICKET_REJECTED_EXPIRED,	/* our key, past its grace period */
 	STAT_TICKET_REJECTED_MALFORMED,	/* bad MAC, truncated or undecodable */
-	STAT_HANDSHAKE_FAILED,
+	STAT_HANDSHAKE_FAILED,		/* a TLS error: garbage, no shared cipher, ... */
 	STAT_HANDSHAKE_TIMEOUT,
 	STAT_BACKEND_FAILED,
 	STAT_BYTES_CLIENT_TO_BACKEND,
 	STAT_BYTES_BACKEND_TO_CLIENT,
+	STAT_HANDSHAKE_CLIENT_CLOSED,	/* EOF or reset before the handshake ended */
+	STAT_RELOAD_OK,
+	STAT_RELOAD_FAILED,
 	STAT_COUNTER_MAX
 };
 
-/** stats_add(counter, n): add ${n} to ${counter}. */
+/* Upper bounds (le) of the backend connect time histogram's buckets. */
+#define STATS_CONNECT_BUCKETS 12
+
+struct stats;
+
+/**
+ * stats_new(): a block of counters at zero, included in stats_log()'s
+ * totals until stats_free(); NULL if memory runs out.
+ */
+struct stats *stats_new(void);
+
+/** stats_free(st): forget the block ${st}; NULL is fine. */
+void stats_free(struct stats *st);
+
+/** stats_count(st, counter, n): add ${n} to ${counter} of block ${st}. */
+void stats_count(struct stats *st, enum stat_counter counter, uint64_t n);
+
+/** stats_add(counter, n): add ${n} to ${counter} of the process-wide block. */
 void stats_add(enum stat_counter counter, uint64_t n);
 
-/** stats_get(counter): the current value of ${counter}. */
+/** stats_value(st, counter): ${counter} of block ${st}; NULL: of the process-wide block. */
+uint64_t stats_value(const struct stats *st, enum stat_counter counter);
+
+/** stats_get(counter): ${counter} summed over every block. */
 uint64_t stats_get(enum stat_counter counter);
 
-/** stats_log(): write every counter on one log line (for SIGUSR1). */
+/** stats_connect_time(st, usec): a backend connect of ${st} took ${usec} microseconds. */
+void stats_connect_time(struct stats *st, uint64_t usec);
+
+/** stats_connect_bound(i): the upper bound of bucket ${i}, in microseconds. */
+uint64_t stats_connect_bound(size_t i);
+
+/**
+ * stats_connect_histogram(st, buckets, sum_usec, count): ${st}'s backend
+ * connect times: ${buckets}[i] connects took at most stats_connect_bound(i)
+ * (cumulative, as Prometheus wants them), ${count} in all, taking
+ * ${sum_usec} together.
+ */
+void stats_connect_histogram(const struct stats *st, uint64_t buckets[STATS_CONNECT_BUCKETS],
+    uint64_t *sum_usec, uint64_t *count);
+
+/** stats_log(): write every counter, summed over the blocks, on one log line (SIGUSR1). */
 void stats_log(void);
 
 #endif

@@ -25,6 +25,17 @@
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define DEFAULT_GROUPS "X25519:P-256:P-384"
 
+/*
+ * Accept whatever name the client asks for.  Without a servername callback
+ * OpenSSL 3.0 keeps no name in the session, and a resumed TLS 1.2
+ * connection would report none (the PROXY header's AUTHORITY needs it).
+ */
+static int
+accept_servername(SSL *ssl, int *alert, void *arg)
+{
+	return SSL_TLSEXT_ERR_OK;
+}
+
 /* Add an error naming ${where}, with OpenSSL's reasons appended. */
 static void
 ssl_config_error(struct config_errors *errs, const struct config_where *where,
@@ -191,6 +202,7 @@ tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_max_early_data(ctx, 0);
+	SSL_CTX_set_tlsext_servername_callback(ctx, accept_servername);
 	SSL_CTX_set_read_ahead(ctx, 0);
 
 	if (set_protocols(ctx, ls) != 0) {

@@ -653,7 +653,7 @@ START_TEST(test_unknown_settings)
 {
 	load_expect("\nworker = 4;\n" MINIMAL, 2, "worker: unknown setting "
 	    "(allowed: user, group, workers, log_level, shutdown_timeout, "
-	    "session_cache, tickets, listeners)");
+	    "session_cache, tickets, metrics, listeners)");
 	load_expect("session_cache = {\n  sise = 4;\n};\n" MINIMAL, 2,
 	    "session_cache.sise: unknown setting (allowed: size, timeout)");
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\";\n"
@@ -738,6 +738,47 @@ START_TEST(test_duplicate_listen)
 	settings_free(tl_load_ok(TICKETS
 	    "listeners = ( " LISTENER("a", "[::1]:8883") ",\n"
 	    LISTENER("b", "[::1]:8884") " );\n"));
+}
+END_TEST
+
+START_TEST(test_metrics)
+{
+	struct settings *s;
+	char buf[ADDR_TEXT_MAX];
+
+	s = tl_load_ok(MINIMAL);
+	ck_assert_int_eq(s->metrics_enabled, 0);
+	settings_free(s);
+	s = tl_load_ok("metrics = \"127.0.0.1:9464\";\n" MINIMAL);
+	ck_assert_int_eq(s->metrics_enabled, 1);
+	ck_assert_str_eq(addr_format((struct sockaddr *)&s->metrics.sa, buf,
+	    sizeof(buf)), "127.0.0.1:9464");
+	ck_assert_int_eq(s->metrics_where.line, 1);
+	settings_free(s);
+	s = tl_load_ok(MINIMAL "\nmetrics = \"[::1]:9464\";\n");
+	ck_assert_str_eq(addr_format((struct sockaddr *)&s->metrics.sa, buf,
+	    sizeof(buf)), "[::1]:9464");
+	ck_assert_int_eq(s->metrics_where.line, 4);
+	settings_free(s);
+}
+END_TEST
+
+START_TEST(test_bad_metrics)
+{
+	char want[4300];
+
+	load_expect("metrics = \"localhost:9464\";\n" MINIMAL, 1, "metrics: "
+	    "\"localhost:9464\": host names are not allowed here (an IP address "
+	    "and port, such as \"127.0.0.1:9464\" or \"[::1]:9464\")");
+	load_expect("\nmetrics = \"127.0.0.1\";\n" MINIMAL, 2, "metrics: "
+	    "\"127.0.0.1\": missing :port");
+	load_expect("metrics = 9464;\n" MINIMAL, 1, "metrics: expected a string");
+	load_expect("metrics = \"127.0.0.1:0\";\n" MINIMAL, 1, "metrics: "
+	    "\"127.0.0.1:0\"");
+	snprintf(want, sizeof(want), "metrics: 127.0.0.1:8883 is also the "
+	    "address of listeners[0] at %s/tlsproxy.conf:3 (give metrics a port "
+	    "of its own)", tl_dir());
+	load_expect("metrics = \"127.0.0.1:8883\";\n" MINIMAL, 1, want);
 }
 END_TEST
 
@@ -994,6 +1035,7 @@ config_suite(void)
 	tcase_add_test(ok, test_example_config);
 	tcase_add_test(ok, test_group_readable_key_allowed);
 	tcase_add_test(ok, test_settings_free);
+	tcase_add_test(ok, test_metrics);
 	suite_add_tcase(s, ok);
 
 	tcase_add_checked_fixture(seeds, setup, tl_teardown);
@@ -1021,6 +1063,7 @@ config_suite(void)
 	tcase_add_test(bad, test_duplicate_name);
 	tcase_add_test(bad, test_duplicate_listen);
 	tcase_add_test(bad, test_bad_addresses);
+	tcase_add_test(bad, test_bad_metrics);
 	tcase_add_test(bad, test_protocols);
 	tcase_add_test(bad, test_empty_ciphers);
 	tcase_add_test(bad, test_verify_client_needs_ca);

@@ -1,0 +1,488 @@
+/*
+ * metrics: GET /metrics in Prometheus' text format, served by evhttp on a
+ * thread of its own.
+ *
+ * Every series is written on every scrape, zeros included, so that rate()
+ * and absent() work from the first scrape.  Counters are read one by one
+ * without a lock; a scrape racing a handshake may see it in one counter
+ * and not yet in another, which Prometheus tolerates.  The few values the
+ * main thread owns (ticket fingerprints, reload results) are copied under
+ * a mutex.  Label values are escaped although listener names and
+ * fingerprints never need it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+#include "stats.h"
+#include "ticket_keys.h"
+
+#define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
+#define HTTP_TIMEOUT	10	/* seconds for a scraper to send its request */
+#define MAX_HEADERS	8192
+#define LISTEN_BACKLOG	64
+
+struct metrics {
+	struct listener **listeners;
+	size_t nlisteners;
+	int fd;				/* until evhttp owns it */
+	struct event_base *base;
+	struct evhttp *http;
+	struct event *stop;		/* made active by metrics_free() */
+	pthread_t thread;
+	int running;
+	double start_time;
+	/* Set by the main thread, read by scrapes. */
+	pthread_mutex_t lock;
+	int stateless;
+	char fingerprint[TICKET_FINGERPRINT_LEN + 1];
+	char previous[TICKET_FINGERPRINT_LEN + 1];
+	uint64_t period;
+	int last_reload_ok;
+	double last_reload_time;	/* the last configuration loaded */
+};
+
+/* A copy of the main thread's part, taken at the start of a scrape. */
+struct state {
+	int stateless;
+	char fingerprint[TICKET_FINGERPRINT_LEN + 1];
+	char previous[TICKET_FINGERPRINT_LEN + 1];
+	uint64_t period;
+	int last_reload_ok;
+	double last_reload_time;
+};
+
+static const struct {
+	enum stat_counter counter;
+	const char *version, *kind;
+} handshakes[] = {
+	{ STAT_HANDSHAKE_FULL_TLS12, "TLSv1.2", "full" },
+	{ STAT_RESUMED_TLS12_TICKET_CURRENT, "TLSv1.2", "ticket_current" },
+	{ STAT_RESUMED_TLS12_TICKET_GRACE, "TLSv1.2", "ticket_grace" },
+	{ STAT_RESUMED_TLS12_TICKET_PREVIOUS_SEED, "TLSv1.2", "ticket_previous_seed" },
+	{ STAT_RESUMED_TLS12_SESSION_ID, "TLSv1.2", "session_id" },
+	{ STAT_HANDSHAKE_FULL_TLS13, "TLSv1.3", "full" },
+	{ STAT_RESUMED_TLS13_TICKET_CURRENT, "TLSv1.3", "ticket_current" },
+	{ STAT_RESUMED_TLS13_TICKET_GRACE, "TLSv1.3", "ticket_grace" },
+	{ STAT_RESUMED_TLS13_TICKET_PREVIOUS_SEED, "TLSv1.3", "ticket_previous_seed" },
+	{ STAT_RESUMED_TLS13_STATEFUL, "TLSv1.3", "stateful_ticket" },
+};
+
+static const struct {
+	enum stat_counter counter;
+	const char *label;
+} failures[] = {
+	{ STAT_HANDSHAKE_FAILED, "error" },
+	{ STAT_HANDSHAKE_TIMEOUT, "timeout" },
+	{ STAT_HANDSHAKE_CLIENT_CLOSED, "client_closed" },
+}, rejections[] = {
+	{ STAT_TICKET_REJECTED_UNKNOWN, "unknown_key" },
+	{ STAT_TICKET_REJECTED_EXPIRED, "expired" },
+	{ STAT_TICKET_REJECTED_MALFORMED, "malformed" },
+}, directions[] = {
+	{ STAT_BYTES_CLIENT_TO_BACKEND, "client_to_backend" },
+	{ STAT_BYTES_BACKEND_TO_CLIENT, "backend_to_client" },
+}, reloads[] = {
+	{ STAT_RELOAD_OK, "ok" },
+	{ STAT_RELOAD_FAILED, "failed" },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static double
+wall_time(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- The exposition format ---------------------------------------------- */
+
+/* "# HELP" and "# TYPE" lines of a metric family. */
+static void
+family(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* ${v} as a label value: backslash, double quote and newline escaped. */
+static const char *
+label(const char *v, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *v != '\0' && o + 3 < len; v++) {
+		if (*v == '\\' || *v == '"' || *v == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = *v == '\n' ? 'n' : *v;
+		} else
+			buf[o++] = *v;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static void
+write_connections(struct metrics *m, struct evbuffer *b)
+{
+	char name[160];
+	size_t i;
+
+	family(b, "tlsproxy_connections_open", "gauge",
+	    "Client connections open now: in the handshake, connecting or relaying.");
+	for (i = 0; i < m->nlisteners; i++)
+		evbuffer_add_printf(b, "tlsproxy_connections_open{listener=\"%s\"} %ld\n",
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    listener_connections(m->listeners[i]));
+	family(b, "tlsproxy_connections_total", "counter", "Client connections accepted.");
+	for (i = 0; i < m->nlisteners; i++)
+		evbuffer_add_printf(b, "tlsproxy_connections_total{listener=\"%s\"} %llu\n",
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    (unsigned long long)stats_value(listener_stats(m->listeners[i]),
+		    STAT_CONN_ACCEPTED));
+	family(b, "tlsproxy_connections_refused_total", "counter",
+	    "Client connections closed at once because max_connections were open.");
+	for (i = 0; i < m->nlisteners; i++)
+		evbuffer_add_printf(b, "tlsproxy_connections_refused_total{listener=\"%s\","
+		    "reason=\"max_connections\"} %llu\n",
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    (unsigned long long)stats_value(listener_stats(m->listeners[i]),
+		    STAT_CONN_REFUSED_LIMIT));
+	family(b, "tlsproxy_max_connections", "gauge",
+	    "The max_connections setting in force for new connections.");
+	for (i = 0; i < m->nlisteners; i++) {
+		struct service *svc = listener_service(m->listeners[i]);
+
+		evbuffer_add_printf(b, "tlsproxy_max_connections{listener=\"%s\"} %lld\n",
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    (long long)svc->max_connections);
+		service_unref(svc);
+	}
+}
+
+static void
+write_handshakes(struct metrics *m, struct evbuffer *b)
+{
+	char name[160];
+	size_t i, j;
+
+	family(b, "tlsproxy_handshakes_total", "counter", "TLS handshakes completed, by "
+	    "protocol version and kind: full, or resumed from a ticket (current key, "
+	    "grace key, previous seed), a session ID or a stateful ticket.");
+	for (i = 0; i < m->nlisteners; i++)
+		for (j = 0; j < NELEM(handshakes); j++)
+			evbuffer_add_printf(b, "tlsproxy_handshakes_total{listener=\"%s\","
+			    "version=\"%s\",kind=\"%s\"} %llu\n",
+			    label(listener_name(m->listeners[i]), name, sizeof(name)),
+			    handshakes[j].version, handshakes[j].kind, (unsigned long long)
+			    stats_value(listener_stats(m->listeners[i]), handshakes[j].counter));
+	family(b, "tlsproxy_handshake_failures_total", "counter", "TLS handshakes that did "
+	    "not complete: a TLS error, handshake_timeout, or the client closed first.");
+	for (i = 0; i < m->nlisteners; i++)
+		for (j = 0; j < NELEM(failures); j++)
+			evbuffer_add_printf(b, "tlsproxy_handshake_failures_total{listener=\"%s\","
+			    "reason=\"%s\"} %llu\n",
+			    label(listener_name(m->listeners[i]), name, sizeof(name)),
+			    failures[j].label, (unsigned long long)
+			    stats_value(listener_stats(m->listeners[i]), failures[j].counter));
+	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets offered "
+	    "but not accepted (the client got a full handshake), by reason.");
+	for (j = 0; j < NELEM(rejections); j++)
+		evbuffer_add_printf(b, "tlsproxy_ticket_rejections_total{reason=\"%s\"} %llu\n",
+		    rejections[j].label,
+		    (unsigned long long)stats_value(NULL, rejections[j].counter));
+}
+
+static void
+write_backend(struct metrics *m, struct evbuffer *b)
+{
+	uint64_t buckets[STATS_CONNECT_BUCKETS], sum, count;
+	char name[160];
+	size_t i, j;
+
+	family(b, "tlsproxy_backend_connect_failures_total", "counter",
+	    "Backend connects that failed or timed out (connect_timeout).");
+	for (i = 0; i < m->nlisteners; i++)
+		evbuffer_add_printf(b, "tlsproxy_backend_connect_failures_total"
+		    "{listener=\"%s\"} %llu\n",
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    (unsigned long long)stats_value(listener_stats(m->listeners[i]),
+		    STAT_BACKEND_FAILED));
+	family(b, "tlsproxy_backend_connect_seconds", "histogram", "Time from the start of "
+	    "a backend connect (name resolution included) to the connection, for connects "
+	    "that succeeded.");
+	for (i = 0; i < m->nlisteners; i++) {
+		label(listener_name(m->listeners[i]), name, sizeof(name));
+		stats_connect_histogram(listener_stats(m->listeners[i]), buckets, &sum, &count);
+		for (j = 0; j < STATS_CONNECT_BUCKETS; j++)
+			evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_bucket"
+			    "{listener=\"%s\",le=\"%g\"} %llu\n", name,
+			    (double)stats_connect_bound(j) / 1e6, (unsigned long long)buckets[j]);
+		evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_bucket"
+		    "{listener=\"%s\",le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
+		evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_sum{listener=\"%s\"} "
+		    "%.6f\n", name, (double)sum / 1e6);
+		evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_count{listener=\"%s\"} "
+		    "%llu\n", name, (unsigned long long)count);
+	}
+	family(b, "tlsproxy_bytes_total", "counter", "Bytes relayed: written to the backend "
+	    "(a PROXY protocol header included) and written to clients (before encryption).");
+	for (i = 0; i < m->nlisteners; i++)
+		for (j = 0; j < NELEM(directions); j++)
+			evbuffer_add_printf(b, "tlsproxy_bytes_total{listener=\"%s\","
+			    "direction=\"%s\"} %llu\n",
+			    label(listener_name(m->listeners[i]), name, sizeof(name)),
+			    directions[j].label, (unsigned long long)
+			    stats_value(listener_stats(m->listeners[i]), directions[j].counter));
+}
+
+static void
+write_process(struct metrics *m, const struct state *st, struct evbuffer *b)
+{
+	size_t j;
+
+	if (st->stateless) {
+		family(b, "tlsproxy_ticket_epoch", "gauge", "The ticket key epoch that "
+		    "encrypts new tickets now: unix time / rotation_interval.");
+		evbuffer_add_printf(b, "tlsproxy_ticket_epoch %llu\n",
+		    (unsigned long long)((uint64_t)time(NULL) / st->period));
+		family(b, "tlsproxy_ticket_seed_info", "gauge", "Fingerprints of the ticket "
+		    "seeds in force (as logged and printed by tlsproxy -K; never the seed).");
+		evbuffer_add_printf(b, "tlsproxy_ticket_seed_info{seed=\"current\","
+		    "fingerprint=\"%s\"} 1\n", st->fingerprint);
+		if (st->previous[0] != '\0')
+			evbuffer_add_printf(b, "tlsproxy_ticket_seed_info{seed=\"previous\","
+			    "fingerprint=\"%s\"} 1\n", st->previous);
+	}
+	family(b, "tlsproxy_config_reloads_total", "counter",
+	    "Reloads (SIGHUP) by result: ok, or failed and the previous configuration kept.");
+	for (j = 0; j < NELEM(reloads); j++)
+		evbuffer_add_printf(b, "tlsproxy_config_reloads_total{result=\"%s\"} %llu\n",
+		    reloads[j].label, (unsigned long long)stats_value(NULL, reloads[j].counter));
+	family(b, "tlsproxy_config_last_reload_successful", "gauge",
+	    "1 if the last reload succeeded (or none was tried), 0 if it failed.");
+	evbuffer_add_printf(b, "tlsproxy_config_last_reload_successful %d\n",
+	    st->last_reload_ok);
+	family(b, "tlsproxy_config_last_reload_timestamp_seconds", "gauge",
+	    "When the configuration in force was loaded (start-up or the last good reload).");
+	evbuffer_add_printf(b, "tlsproxy_config_last_reload_timestamp_seconds %.3f\n",
+	    st->last_reload_time);
+	family(b, "tlsproxy_start_time_seconds", "gauge", "When the daemon started, in "
+	    "seconds since the epoch.");
+	evbuffer_add_printf(b, "tlsproxy_start_time_seconds %.3f\n", m->start_time);
+	family(b, "tlsproxy_build_info", "gauge", "The version of tlsproxy.");
+	evbuffer_add_printf(b, "tlsproxy_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+}
+
+/* --- HTTP --------------------------------------------------------------- */
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct metrics *m = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	struct evbuffer *b;
+	struct state st;
+
+	if (path == NULL || strcmp(path, "/metrics") != 0) {
+		evhttp_send_error(req, HTTP_NOTFOUND, NULL);
+		return;
+	}
+	if ((b = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, "Out of memory");
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	st.stateless = m->stateless;
+	memcpy(st.fingerprint, m->fingerprint, sizeof(st.fingerprint));
+	memcpy(st.previous, m->previous, sizeof(st.previous));
+	st.period = m->period;
+	st.last_reload_ok = m->last_reload_ok;
+	st.last_reload_time = m->last_reload_time;
+	pthread_mutex_unlock(&m->lock);
+
+	write_connections(m, b);
+	write_handshakes(m, b);
+	write_backend(m, b);
+	write_process(m, &st, b);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", CONTENT_TYPE);
+	evhttp_send_reply(req, HTTP_OK, "OK", b);
+	evbuffer_free(b);
+}
+
+static int
+bind_socket(const struct hostport *hp, char *why, size_t whylen)
+{
+	int fd, one = 1;
+
+	fd = socket(hp->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		goto err0;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (hp->sa.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
+		snprintf(why, whylen, "setsockopt: %s", strerror(errno));
+		goto err1;
+	}
+	if (bind(fd, (const struct sockaddr *)&hp->sa, hp->salen) != 0) {
+		snprintf(why, whylen, "bind: %s", strerror(errno));
+		goto err1;
+	}
+	if (listen(fd, LISTEN_BACKLOG) != 0) {
+		snprintf(why, whylen, "listen: %s", strerror(errno));
+		goto err1;
+	}
+	return fd;
+
+err1:
+	close(fd);
+err0:
+	return -1;
+}
+
+static void
+on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics *m = arg;
+
+	event_base_loopbreak(m->base);
+}
+
+struct metrics *
+metrics_new(const struct hostport *addr, struct listener **listeners, size_t n,
+    char *why, size_t whylen)
+{
+	struct metrics *m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	m->fd = -1;
+	m->listeners = listeners;
+	m->nlisteners = n;
+	m->start_time = m->last_reload_time = wall_time();
+	m->last_reload_ok = 1;
+	if ((m->fd = bind_socket(addr, why, whylen)) < 0)
+		goto fail;
+	if ((m->base = event_base_new()) == NULL || (m->http = evhttp_new(m->base)) == NULL ||
+	    (m->stop = event_new(m->base, -1, 0, on_stop, m)) == NULL) {
+		snprintf(why, whylen, "cannot set up the HTTP server");
+		goto fail;
+	}
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_timeout(m->http, HTTP_TIMEOUT);
+	evhttp_set_max_headers_size(m->http, MAX_HEADERS);
+	evhttp_set_max_body_size(m->http, 0);
+	evhttp_set_gencb(m->http, on_request, m);
+	if (evhttp_accept_socket_with_handle(m->http, m->fd) == NULL) {
+		snprintf(why, whylen, "cannot accept connections");
+		goto fail;
+	}
+	m->fd = -1;	/* evhttp closes it when freed */
+	return m;
+
+fail:
+	metrics_free(m);
+	return NULL;
+}
+
+static void *
+metrics_main(void *arg)
+{
+	struct metrics *m = arg;
+
+	event_base_dispatch(m->base);
+	/* A scrape may have dropped a service's last reference: OpenSSL state. */
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+int
+metrics_start(struct metrics *m)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&m->thread, NULL, metrics_main, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
+		log_error("metrics: cannot start a thread: %s", strerror(err));
+		return -1;
+	}
+	m->running = 1;
+	return 0;
+}
+
+void
+metrics_set_tickets(struct metrics *m, const char *fingerprint, const char *previous,
+    uint64_t period)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stateless = fingerprint != NULL && period > 0;
+	snprintf(m->fingerprint, sizeof(m->fingerprint), "%s", fingerprint ? fingerprint : "");
+	snprintf(m->previous, sizeof(m->previous), "%s", previous ? previous : "");
+	m->period = period;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+metrics_set_reload(struct metrics *m, int ok)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->last_reload_ok = ok;
+	if (ok)
+		m->last_reload_time = wall_time();
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+metrics_free(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	if (m->running) {
+		event_active(m->stop, EV_READ, 0);
+		pthread_join(m->thread, NULL);
+	}
+	if (m->http != NULL)
+		evhttp_free(m->http);
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->stop != NULL)
+		event_free(m->stop);
+	if (m->base != NULL)
+		event_base_free(m->base);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
