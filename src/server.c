@@ -266,7 +266,7 @@ on_expire(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	notify_status("serving %ld connections on %zu listeners", open_connections(srv),
+	notify_status("serving; open connections: %ld; listeners: %zu", open_connections(srv),
 	    srv->nlisteners);
 
 	for (size_t i = 0; i < srv->nlisteners; i++) {
