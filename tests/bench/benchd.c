@@ -10,8 +10,10 @@
  * or on any error.  Memory per connection is a small struct; echo data
  * that the peer does not take at once is the only other allocation.
  *
- * usage: benchd [-p PORT] [-a ADDR]   (port 0: any; prints "port N" when ready)
- * Runs until SIGTERM or SIGINT, or -t SECONDS if given.
+ * usage: benchd [-p PORT] [-a ADDR] [-t SECONDS]
+ * Port 0 (the default) takes any free port; "port N" is printed when ready.
+ * Runs until SIGTERM or SIGINT, and at most -t SECONDS (default 3600; 0:
+ * no limit), so that a forgotten one ends by itself.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -228,7 +230,7 @@ main(int argc, char **argv)
 	const char *addr = "127.0.0.1";
 	struct rlimit rl;
 	int lfd, one = 1, port = 0, opt;
-	double limit = 0;
+	double limit = 3600;
 	time_t deadline = 0;
 
 	while ((opt = getopt(argc, argv, "p:a:t:")) != -1) {

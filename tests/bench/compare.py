@@ -168,16 +168,29 @@ def descendants(root):
 
 
 def cpu_seconds(pids):
-    """utime+stime of the processes, all threads included (live and exited)."""
-    total = 0
+    """(utime, stime) of the processes in seconds, all threads included.
+
+    A process's /proc/PID/stat counts all its threads, the exited ones
+    too; summing /proc/PID/task/*/stat instead would miss exited threads
+    (stunnel's, one per connection)."""
+    user = system = 0
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def rss_kb(pids):
@@ -286,13 +299,15 @@ class Proxy:
 class TlsProxy(Proxy):
     name = "tlsproxy"
 
-    def __init__(self, *a, path, workers=1, **kw):
+    def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=2, **kw):
         self.path = path
         self.workers = workers
         self.binary = path
+        self.name = label
+        self.tls13_tickets = tls13_tickets
         super().__init__(*a, **kw)
-        self.notes.append("workers = %d; tickets stateless with a seed; session_cache "
-                          "20480; log_level warning" % workers)
+        self.notes.append("workers = %d; tickets stateless with a seed, tls13_tickets %d; "
+                          "session_cache 20480; log_level warning" % (workers, tls13_tickets))
 
     def available(self):
         return os.access(self.path, os.X_OK)
@@ -303,7 +318,8 @@ class TlsProxy(Proxy):
             f.write("""workers = %d;
 log_level = "warning";
 session_cache = { size = 20480; timeout = "5m"; };
-tickets = { mode = "stateless"; seed = "tlsproxy-benchmark-seed-0123456789"; };
+tickets = { mode = "stateless"; seed = "tlsproxy-benchmark-seed-0123456789";
+	tls13_tickets = %d; };
 listeners = ( {
 	name = "bench";
 	listen = "127.0.0.1:%d";
@@ -312,7 +328,8 @@ listeners = ( {
 	key = "%s";
 	max_connections = 100000;
 } );
-""" % (self.workers, self.port, self.backend_port, self.certs["cert"], self.certs["key"]))
+""" % (self.workers, self.tls13_tickets, self.port, self.backend_port, self.certs["cert"],
+                self.certs["key"]))
 
     def argv(self):
         return [self.path, "-r", "-c", self.conf]
@@ -539,14 +556,16 @@ def measure_load(args, proxy, key, cfg, threads=1):
     """One load run; the figures with the proxy's CPU per handshake."""
     extra = ["--duration", str(cfg["duration"]), "--concurrency", str(cfg["concurrency"]),
              "--threads", str(threads)]
-    pids = proxy.pids()
-    c0 = cpu_seconds(pids)
+    load = loadavg()
+    u0, s0 = cpu_seconds(proxy.pids())
     fig, client_cpu, raw = tlsbench(args, MODES[key][1], proxy.port, extra,
                                     cfg["duration"] + 60, cfg["client_cpu"])
     time.sleep(0.3)     # the proxy finishes closing what the client left
-    c1 = cpu_seconds(proxy.pids())
+    u1, s1 = cpu_seconds(proxy.pids())
+    c0, c1 = u0 + s0, u1 + s1
     res = {"proxy": proxy.name, "mode": key, "proxy_cpu_s": c1 - c0,
-           "client_cpu_s": client_cpu}
+           "proxy_user_s": u1 - u0, "proxy_sys_s": s1 - s0, "client_cpu_s": client_cpu,
+           "loadavg": load}
     if not fig or "handshakes" not in fig:
         res["failed"] = raw.strip()[-300:]
         return res
@@ -562,6 +581,8 @@ def measure_load(args, proxy, key, cfg, threads=1):
         res["cpu_ns_per_byte"] = (c1 - c0) * 1e9 / (total_mb * 1e6) if total_mb else None
     elif hs > 0:
         res["value"] = (c1 - c0) * 1e6 / hs
+        res["user_us"] = (u1 - u0) * 1e6 / hs
+        res["sys_us"] = (s1 - s0) * 1e6 / hs
         res["client_us_per_hs"] = client_cpu * 1e6 / hs
     return res
 
@@ -645,6 +666,14 @@ def rate_cell(rs, key):
         vals = [r["threads"] for r in rs if "threads" in r]
         return "%d threads" % max(vals) if vals else "n/a"
     return "%.0f/s" % statistics.median(vals) if vals else "n/a"
+
+
+def split_cell(rs, key):
+    us = [r["user_us"] for r in rs if "user_us" in r]
+    sy = [r["sys_us"] for r in rs if "sys_us" in r]
+    if not us:
+        return "-"
+    return "%.0f + %.0f" % (statistics.median(us), statistics.median(sy))
 
 
 def client_cell(rs, key):
@@ -782,9 +811,22 @@ def main():
     backend_port = int(line.split()[1])
 
     proxies, skipped = [], {}
+    # BENCH_TLSPROXY_ALT="LABEL=PATH[,tls13_tickets=N] ...": more tlsproxy
+    # columns (another build, another ticket count), measured like the rest.
+    alts = {}
+    for spec in os.environ.get("BENCH_TLSPROXY_ALT", "").split():
+        label, _, rest = spec.partition("=")
+        path, *opts = rest.split(",")
+        kw = {"path": path or args.tlsproxy, "label": label}
+        for o in opts:
+            k, _, v = o.partition("=")
+            if k == "tls13_tickets":
+                kw["tls13_tickets"] = int(v)
+        alts[label] = kw
+        wanted.append(label)
     for name in wanted:
-        cls = PROXY_CLASSES[name]
-        kw = {"path": args.tlsproxy} if name == "tlsproxy" else {}
+        cls = PROXY_CLASSES.get(name, TlsProxy)
+        kw = {"path": args.tlsproxy} if name == "tlsproxy" else alts.get(name, {})
         p = cls(_tmpdir, certs, backend_port, cfg["proxy_cpu"], **kw)
         if not p.available():
             skipped[name] = "not installed"
@@ -798,11 +840,13 @@ def main():
     names = [p.name for p in proxies]
 
     info = machine_info()
+    info["git"] = run_cmd(["git", "-C", args.srcdir, "describe", "--always", "--dirty"])
     print("# tlsproxy benchmark: %d rounds, %.0f s per run, concurrency %d, %d idle connections"
           % (cfg["rounds"], cfg["duration"], cfg["concurrency"], cfg["idle_conns"]))
     print("machine: %(nproc)s CPUs, %(cpu)s, kernel %(kernel)s; %(openssl)s; libevent "
           "%(libevent)s" % info)
-    print("pinning: %s" % ("proxies on CPU 1, client and backend on CPU 0" if pin else "none"))
+    print("source tree: %s; pinning: %s" % (info["git"], "proxies on CPU 1, client and "
+                                             "backend on CPU 0" if pin else "none"))
     for p in proxies:
         print("%-9s %s (libssl %s); %s" % (p.name, p.version(), linked_libssl(p.binary),
                                           "; ".join(p.notes)))
@@ -846,6 +890,9 @@ def main():
                 rows, names, results)
     print_table("Handshakes per second, client-bound (bulk: proxy CPU ns per byte; idle: "
                 "proxy threads)", rows, names, results, value_of=rate_cell)
+    print_table("Proxy CPU per handshake split, µs: user + system (median)",
+                [m for m in rows if m not in ("bulk", "idle")], names, results,
+                value_of=split_cell)
     print_table("Client CPU per handshake, µs (the client shares the machine)",
                 [m for m in rows if m not in ("bulk", "idle")], names, results,
                 value_of=client_cell)
@@ -859,7 +906,11 @@ def main():
               "per handshake; resumed share)\n")
         for line in scaling:
             print("  " + line)
-    print("\ntotal time %.0f s" % (time.time() - t_start))
+    loads = [r["loadavg"] for r in results if "loadavg" in r]
+    if loads:
+        print("\nload average at the start of the runs: median %.2f, max %.2f"
+              % (statistics.median(loads), max(loads)))
+    print("total time %.0f s" % (time.time() - t_start))
     if os.environ.get("BENCH_JSON"):
         with open(os.environ["BENCH_JSON"], "w") as f:
             json.dump({"config": cfg, "machine": info, "skipped": skipped,

@@ -13,6 +13,7 @@
 #
 # Environment: TLSPROXY, TLSBENCH, BENCHD (the programs; default: the
 # build tree of this source tree), TLSPROXY_WORKERS (default 1),
+# TLS13_TICKETS (tickets.tls13_tickets, default 2),
 # CONCURRENCY (default 4), KEEP=1 (keep the directory with the raw output).
 # Everything runs on 127.0.0.1 and is stopped when the script ends.
 set -eu
@@ -31,6 +32,7 @@ TLSPROXY=${TLSPROXY:-$top/tlsproxy}
 TLSBENCH=${TLSBENCH:-$top/tests/bench/tlsbench}
 BENCHD=${BENCHD:-$top/tests/bench/benchd}
 workers=${TLSPROXY_WORKERS:-1}
+tickets13=${TLS13_TICKETS:-2}
 conc=${CONCURRENCY:-4}
 case $tool in
 callgrind) secs=${secs:-20} ;;
@@ -72,7 +74,8 @@ cat >"$dir/tlsproxy.conf" <<EOF
 workers = $workers;
 log_level = "warning";
 session_cache = { size = 20480; timeout = "5m"; };
-tickets = { mode = "stateless"; seed = "tlsproxy-benchmark-seed-0123456789"; };
+tickets = { mode = "stateless"; seed = "tlsproxy-benchmark-seed-0123456789";
+	tls13_tickets = $tickets13; };
 listeners = ( {
 	name = "bench";
 	listen = "127.0.0.1:$port";
@@ -134,12 +137,7 @@ callgrind)
 	dump=$(ls -t "$dir"/callgrind.out.* 2>/dev/null | grep -v '\.out$' | head -1)
 	[ -n "$dump" ] || dump=$(ls -t "$dir"/callgrind.out* | head -1)
 	n=$(handshakes)
-	total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
-	echo "instructions: $total for $n handshakes: $((total / n)) per handshake"
-	echo "top inclusive:"
-	callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | sed -n '/^ *Ir/,$p' | sed -n 3,40p
-	echo "top self:"
-	callgrind_annotate "$dump" 2>/dev/null | sed -n '/^ *Ir/,$p' | sed -n 3,40p
+	python3 "$here/cgsummary.py" "$dump" "$n"
 	[ "${KEEP:-0}" = 1 ] && echo "dump: $dump" || :
 	;;
 strace)
@@ -160,7 +158,11 @@ perf)
 	sleep 0.5
 	kill "$tp_pid"; wait "$tp_pid" 2>/dev/null || :; tp_pid=
 	sleep 1
-	perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-	    grep -v '^#' | grep -v '^$' | grep '%' | head -40
+	echo "samples by object:"
+	perf report -i "$dir/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
+	    grep '%' | grep -v '^#' | head -10
+	echo "top symbols:"
+	perf report -i "$dir/perf.data" --no-children --sort dso,symbol -g none --stdio \
+	    2>/dev/null | grep '%' | grep -v '^#' | head -30
 	;;
 esac
