@@ -95,7 +95,13 @@ connect_to(struct backend_connect *bc, const struct sockaddr *sa, socklen_t sale
 	}
 	/* MQTT traffic is small messages: never hold them back. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
+	if (connect(fd, sa, salen) == 0) {
+		/* Connected at once (it happens on loopback): no need to wait. */
+		bc->fd = -1;
+		finish(bc, fd, NULL);
+		return 0;
+	}
+	if (errno != EINPROGRESS) {
 		snprintf(bc->why, sizeof(bc->why), "%s", strerror(errno));
 		close(fd);
 		return -1;

@@ -50,10 +50,11 @@ struct conn {
 	SSL *ssl;
 	struct backend_connect *connecting;
 	struct relay relay;		/* valid in CONN_RELAYING */
-	struct event client_read, client_write;
-	struct event backend_read, backend_write;
+	/* One event per socket, re-armed when what we wait for changes:
+	 * brokers hold many idle connections, and each event is 128 bytes. */
+	struct event client_ev, backend_ev;
 	struct event timer;
-	unsigned watching;		/* RELAY_WANT_* bits currently added */
+	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
 	time_t started;
 	time_t last_active;
 	struct timespec connect_started;	/* for the connect time histogram */
@@ -112,30 +113,35 @@ usec_since(const struct timespec *then)
 	return usec > 0 ? (uint64_t)usec : 0;
 }
 
-/* Add or delete events so that exactly ${wants} is watched. */
+/* Arm ${ev} on ${fd} for exactly ${want} (EV_READ|EV_WRITE, or nothing). */
+static void
+watch_fd(struct conn *c, struct event *ev, int fd, short want, short *armed,
+    event_callback_fn cb)
+{
+	if (want == *armed)
+		return;
+	if (*armed)
+		event_del(ev);
+	if (want) {
+		event_assign(ev, c->env->base, fd, want | EV_PERSIST, cb, c);
+		event_add(ev, NULL);
+	}
+	*armed = want;
+}
+
+/* Watch exactly the readiness in ${wants} (RELAY_WANT_* bits). */
 static void
 conn_watch(struct conn *c, unsigned wants)
 {
-	struct {
-		unsigned bit;
-		struct event *ev;
-	} map[] = {
-		{ RELAY_WANT_CLIENT_READ, &c->client_read },
-		{ RELAY_WANT_CLIENT_WRITE, &c->client_write },
-		{ RELAY_WANT_BACKEND_READ, &c->backend_read },
-		{ RELAY_WANT_BACKEND_WRITE, &c->backend_write },
-	};
-	unsigned changed = (wants ^ c->watching) & 0xf;
+	short client = (short)(((wants & RELAY_WANT_CLIENT_READ) ? EV_READ : 0) |
+	    ((wants & RELAY_WANT_CLIENT_WRITE) ? EV_WRITE : 0));
+	short backend = (short)(((wants & RELAY_WANT_BACKEND_READ) ? EV_READ : 0) |
+	    ((wants & RELAY_WANT_BACKEND_WRITE) ? EV_WRITE : 0));
 
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		if (!(changed & map[i].bit))
-			continue;
-		if (wants & map[i].bit)
-			event_add(map[i].ev, NULL);
-		else
-			event_del(map[i].ev);
-	}
-	c->watching = wants & 0xf;
+	watch_fd(c, &c->client_ev, c->fd, client, &c->client_events, on_client);
+	if (c->state == CONN_RELAYING)
+		watch_fd(c, &c->backend_ev, c->relay.backend_fd, backend, &c->backend_events,
+		    on_backend);
 }
 
 static void
@@ -234,8 +240,6 @@ on_backend_connected(int fd, const char *why, void *arg)
 		conn_free(c);
 		return;
 	}
-	event_assign(&c->backend_read, c->env->base, fd, EV_READ | EV_PERSIST, on_backend, c);
-	event_assign(&c->backend_write, c->env->base, fd, EV_WRITE | EV_PERSIST, on_backend, c);
 	c->last_active = now_seconds();
 	conn_set_timer(c, c->service->idle_timeout);
 	/* Run once: the client may have sent data together with its Finished. */
@@ -331,7 +335,7 @@ relay_step(struct conn *c)
 	}
 	conn_watch(c, wants);
 	if (wants & RELAY_WANT_AGAIN)
-		event_active(&c->client_read, EV_READ, 0);
+		event_active(&c->client_ev, EV_READ, 0);
 }
 
 static void
@@ -392,18 +396,25 @@ conn_free(struct conn *c)
 {
 	struct conn_env *env = c->env;
 
-	event_del(&c->client_read);
-	event_del(&c->client_write);
+	event_del(&c->client_ev);
 	event_del(&c->timer);
 	if (c->state == CONN_RELAYING) {
 		conn_count_bytes(c);
-		event_del(&c->backend_read);
-		event_del(&c->backend_write);
+		if (c->backend_events)
+			event_del(&c->backend_ev);
 		close(c->relay.backend_fd);
 		relay_release(&c->relay);
 	}
 	backend_connect_cancel(c->connecting);
 	free(c->peer_addr);
+	/*
+	 * OpenSSL drops a session from the cache when its connection ends
+	 * without a close_notify.  A completed handshake is a good session
+	 * whatever happened later: devices that vanish mid-connection are
+	 * exactly the ones that reconnect and want to resume.
+	 */
+	if (c->state != CONN_HANDSHAKE)
+		SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
 	SSL_free(c->ssl);
 	close(c->fd);
 	listener_conn_release(c->listener);
@@ -472,8 +483,8 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 		}
 		memcpy(c->peer_addr, peer, peerlen);
 	}
-	event_assign(&c->client_read, env->base, fd, EV_READ | EV_PERSIST, on_client, c);
-	event_assign(&c->client_write, env->base, fd, EV_WRITE | EV_PERSIST, on_client, c);
+	/* Assigned once so that event_active() and event_del() are always valid. */
+	event_assign(&c->client_ev, env->base, fd, EV_READ | EV_PERSIST, on_client, c);
 	evtimer_assign(&c->timer, env->base, on_timer, c);
 
 	c->next = env->head;

@@ -30,6 +30,10 @@
 #define BACKEND_EOF	0x4	/* the backend has finished sending */
 #define CLIENT_SHUT	0x8	/* close_notify sent to the client */
 
+/* Why the last relay of this thread failed: one buffer per thread rather
+ * than one per connection, read by the caller right after relay_run(). */
+static _Thread_local char failure[160];
+
 /* Bytes one direction may move in one run before yielding to others. */
 #define RUN_BUDGET (256 * 1024)
 
@@ -90,7 +94,8 @@ pending_consume(struct relay_pending *p, size_t n)
 static enum step
 fail(struct relay *r, const char *what, const char *detail)
 {
-	snprintf(r->error, sizeof(r->error), "%s: %s", what, detail);
+	snprintf(failure, sizeof(failure), "%s: %s", what, detail);
+	r->error = failure;
 	return STEP_FAILED;
 }
 
@@ -105,7 +110,8 @@ fail_ssl(struct relay *r, const char *what, int err)
 		    errno ? strerror(errno) : "connection closed");
 	else
 		ssl_errors_drain(reasons, sizeof(reasons));
-	snprintf(r->error, sizeof(r->error), "client %s: %s", what, reasons);
+	snprintf(failure, sizeof(failure), "client %s: %s", what, reasons);
+	r->error = failure;
 	ERR_clear_error();
 	return STEP_FAILED;
 }

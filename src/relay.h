@@ -44,7 +44,8 @@ struct relay {
 	struct relay_pending to_client;
 	uint64_t bytes_to_backend;
 	uint64_t bytes_to_client;
-	char error[160];		/* why, when RELAY_FAILED */
+	const char *error;		/* why, when RELAY_FAILED; valid until the
+					 * thread's next relay_run() */
 };
 
 /** relay_init(r, ssl, client_fd, backend_fd): start relaying; owns nothing. */

@@ -6,6 +6,9 @@ off no ticket is issued."""
 
 import os
 import re
+import socket
+import ssl
+import struct
 import sys
 import time
 
@@ -49,6 +52,31 @@ def _():
     check(os.path.getsize(f) > 0, "no session written")
     check_eq(session(port, sess_in=f)[0], "Reused", "second connection")
     d.wait_log(r"TLSv1\.2.*(resum|reuse|abbrev)", 5)
+
+
+@case("a session survives its connection's reset: TLS 1.2 session ID and TLS 1.3 stateful")
+def _():
+    # Devices that drop off the network reset, or vanish, without a
+    # close_notify; they are the ones that reconnect and want to resume.
+    d, (port,) = proxy(workers=1, tickets='mode = "stateful";')
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = tplib.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.options |= ssl.OP_NO_TICKET if version == ssl.TLSVersion.TLSv1_2 else 0
+        sess = None
+        reused = []
+        for _ in range(4):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s = ctx.wrap_socket(raw, server_hostname="localhost", session=sess)
+            s.sendall(b"x")
+            check_eq(s.recv(1), b"x", "echo")
+            reused.append(s.session_reused)
+            sess = s.session
+            # RST: no close_notify, no FIN.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            time.sleep(0.1)
+        check_eq(reused, [False, True, True, True], "resumed after resets (%s)" % version.name)
 
 
 @case("workers = 2: 20 reconnects with the same session all resume")
