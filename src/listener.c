@@ -31,8 +31,8 @@ struct listener {
 	struct stats *stats;		/* this listener's counters */
 };
 
-static int
-bind_socket(const struct hostport *hp, char *why, size_t whylen)
+int
+listener_bind_socket(const struct hostport *hp, char *why, size_t whylen)
 {
 	int fd, one = 1;
 
@@ -78,7 +78,7 @@ listener_new(const struct listener_settings *ls, struct service *svc, char *why,
 		goto err1;
 	}
 	l->address = ls->listen;
-	if ((l->fd = bind_socket(&ls->listen, why, whylen)) < 0)
+	if ((l->fd = listener_bind_socket(&ls->listen, why, whylen)) < 0)
 		goto err1;
 	pthread_mutex_init(&l->lock, NULL);
 	atomic_init(&l->connections, 0);

@@ -24,6 +24,13 @@ struct listener;
 struct listener *listener_new(const struct listener_settings *ls, struct service *svc,
     char *why, size_t whylen);
 
+/**
+ * listener_bind_socket(hp, why, whylen): a non-blocking, close-on-exec TCP
+ * socket listening on ${hp} (IPv6 only for an IPv6 address); -1 with a
+ * reason in ${why}.  Also used for the metrics endpoint.
+ */
+int listener_bind_socket(const struct hostport *hp, char *why, size_t whylen);
+
 /** listener_free(l): close the socket and drop the service; NULL is fine. */
 void listener_free(struct listener *l);
 

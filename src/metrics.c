@@ -38,7 +38,6 @@
 #define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 #define HTTP_TIMEOUT	10	/* seconds for a scraper to send its request */
 #define MAX_HEADERS	8192
-#define LISTEN_BACKLOG	64
 
 struct metrics {
 	struct listener **listeners;
@@ -331,37 +330,6 @@ on_request(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
-static int
-bind_socket(const struct hostport *hp, char *why, size_t whylen)
-{
-	int fd, one = 1;
-
-	fd = socket(hp->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(why, whylen, "socket: %s", strerror(errno));
-		goto err0;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    (hp->sa.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
-		snprintf(why, whylen, "setsockopt: %s", strerror(errno));
-		goto err1;
-	}
-	if (bind(fd, (const struct sockaddr *)&hp->sa, hp->salen) != 0) {
-		snprintf(why, whylen, "bind: %s", strerror(errno));
-		goto err1;
-	}
-	if (listen(fd, LISTEN_BACKLOG) != 0) {
-		snprintf(why, whylen, "listen: %s", strerror(errno));
-		goto err1;
-	}
-	return fd;
-
-err1:
-	close(fd);
-err0:
-	return -1;
-}
 
 static void
 on_stop(evutil_socket_t fd, short what, void *arg)
@@ -387,7 +355,7 @@ metrics_new(const struct hostport *addr, struct listener **listeners, size_t n,
 	m->nlisteners = n;
 	m->start_time = m->last_reload_time = wall_time();
 	m->last_reload_ok = 1;
-	if ((m->fd = bind_socket(addr, why, whylen)) < 0)
+	if ((m->fd = listener_bind_socket(addr, why, whylen)) < 0)
 		goto fail;
 	if ((m->base = event_base_new()) == NULL || (m->http = evhttp_new(m->base)) == NULL ||
 	    (m->stop = event_new(m->base, -1, 0, on_stop, m)) == NULL) {
