@@ -744,6 +744,19 @@ def machine_info():
             "libevent": run_cmd(["pkg-config", "--modversion", "libevent"])}
 
 
+def git_describe(srcdir):
+    """The source tree's commit, or what it is when it is not a checkout
+    (a `git archive` export, say)."""
+    try:
+        r = subprocess.run(["git", "-C", srcdir, "describe", "--always", "--dirty"],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "%s (git: %s)" % (srcdir, e)
+    if r.returncode != 0:
+        return "%s (not a git checkout)" % srcdir
+    return r.stdout.strip()
+
+
 def linked_libssl(binary):
     path = shutil.which(binary) or binary
     out = run_cmd(["ldd", path])
@@ -840,7 +853,7 @@ def main():
     names = [p.name for p in proxies]
 
     info = machine_info()
-    info["git"] = run_cmd(["git", "-C", args.srcdir, "describe", "--always", "--dirty"])
+    info["git"] = git_describe(args.srcdir)
     print("# tlsproxy benchmark: %d rounds, %.0f s per run, concurrency %d, %d idle connections"
           % (cfg["rounds"], cfg["duration"], cfg["concurrency"], cfg["idle_conns"]))
     print("machine: %(nproc)s CPUs, %(cpu)s, kernel %(kernel)s; %(openssl)s; libevent "
