@@ -85,10 +85,12 @@ static const struct {
 	{ STAT_RESUMED_TLS13_STATEFUL, "TLSv1.3", "stateful_ticket" },
 };
 
-static const struct {
+struct labelled_counter {
 	enum stat_counter counter;
 	const char *label;
-} failures[] = {
+};
+
+static const struct labelled_counter failures[] = {
 	{ STAT_HANDSHAKE_FAILED, "error" },
 	{ STAT_HANDSHAKE_TIMEOUT, "timeout" },
 	{ STAT_HANDSHAKE_CLIENT_CLOSED, "client_closed" },
@@ -139,6 +141,22 @@ label(const char *v, char *buf, size_t len)
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+/* One series per listener and table entry: NAME{listener="..",KEY=".."} N */
+static void
+write_per_listener(struct metrics *m, struct evbuffer *b, const char *metric,
+    const char *key, const struct labelled_counter *t, size_t n)
+{
+	char name[160];
+
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		label(listener_name(m->listeners[i]), name, sizeof(name));
+		for (size_t j = 0; j < n; j++)
+			evbuffer_add_printf(b, "%s{listener=\"%s\",%s=\"%s\"} %llu\n", metric,
+			    name, key, t[j].label, (unsigned long long)
+			    stats_value(listener_stats(m->listeners[i]), t[j].counter));
+	}
 }
 
 static void
@@ -197,13 +215,8 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 			    stats_value(listener_stats(m->listeners[i]), handshakes[j].counter));
 	family(b, "tlsproxy_handshake_failures_total", "counter", "TLS handshakes that did "
 	    "not complete: a TLS error, handshake_timeout, or the client closed first.");
-	for (i = 0; i < m->nlisteners; i++)
-		for (j = 0; j < NELEM(failures); j++)
-			evbuffer_add_printf(b, "tlsproxy_handshake_failures_total{listener=\"%s\","
-			    "reason=\"%s\"} %llu\n",
-			    label(listener_name(m->listeners[i]), name, sizeof(name)),
-			    failures[j].label, (unsigned long long)
-			    stats_value(listener_stats(m->listeners[i]), failures[j].counter));
+	write_per_listener(m, b, "tlsproxy_handshake_failures_total", "reason", failures,
+	    NELEM(failures));
 	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets offered "
 	    "but not accepted (the client got a full handshake), by reason.");
 	for (j = 0; j < NELEM(rejections); j++)
@@ -246,13 +259,8 @@ write_backend(struct metrics *m, struct evbuffer *b)
 	}
 	family(b, "tlsproxy_bytes_total", "counter", "Bytes relayed: written to the backend "
 	    "(a PROXY protocol header included) and written to clients (before encryption).");
-	for (i = 0; i < m->nlisteners; i++)
-		for (j = 0; j < NELEM(directions); j++)
-			evbuffer_add_printf(b, "tlsproxy_bytes_total{listener=\"%s\","
-			    "direction=\"%s\"} %llu\n",
-			    label(listener_name(m->listeners[i]), name, sizeof(name)),
-			    directions[j].label, (unsigned long long)
-			    stats_value(listener_stats(m->listeners[i]), directions[j].counter));
+	write_per_listener(m, b, "tlsproxy_bytes_total", "direction", directions,
+	    NELEM(directions));
 }
 
 static void

@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -29,9 +28,9 @@ import urllib.request
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from tplib import (TLS12, TLS13, TLSPROXY, TLSClient, Daemon, EchoBackend,  # noqa: E402
+from tplib import (TLS13, TLSPROXY, TLSClient, Daemon, EchoBackend,  # noqa: E402
                    case, check, check_eq, check_match, client_context, client_hello,
-                   defer, diag, free_port, listener_conf, make_conf, run, s_client,
+                   defer, diag, free_port, listener_conf, make_conf, run,
                    tmpfile, wait_closed, wait_until)
 
 EX_CONFIG = 78
@@ -182,17 +181,7 @@ def py(port, ctx, payload, session=None):
 
 def s12(port, sess_in=None, sess_out=None):
     """TLS 1.2 s_client without tickets; returns "New" or "Reused"."""
-    args = ["-tls1_2", "-no_ticket"]
-    if sess_out:
-        args += ["-sess_out", sess_out]
-    if sess_in:
-        args += ["-sess_in", sess_in]
-    rc, out = s_client(port, args)
-    check_eq(rc, 0, "s_client status; output:\n%s\n" % out[-1500:])
-    m = re.search(r"^(New|Reused), (TLSv1\.\d)", out, re.M)
-    check(m, "no New/Reused line in:\n%s" % out[-1500:])
-    check_eq(m.group(2), "TLSv1.2", "protocol")
-    return m.group(1)
+    return tplib.s_client_tls12(port, sess_in=sess_in, sess_out=sess_out)[0]
 
 
 def counters(sc):

@@ -19,21 +19,7 @@ from tplib import (TLS13, TLSClient, Daemon, EchoBackend, case, check,  # noqa: 
                    check_eq, free_port, listener_conf, make_conf, s_client, tmpfile)
 
 
-def session(port, sess_in=None, sess_out=None, tickets=False):
-    """One TLS 1.2 s_client connection; returns ("New"|"Reused", output)."""
-    args = ["-tls1_2"]
-    if not tickets:
-        args.append("-no_ticket")
-    if sess_out:
-        args += ["-sess_out", sess_out]
-    if sess_in:
-        args += ["-sess_in", sess_in]
-    rc, out = s_client(port, args)
-    check_eq(rc, 0, "s_client status; output:\n%s\n" % out[-1500:])
-    m = re.search(r"^(New|Reused), (TLSv1\.\d)", out, re.M)
-    check(m, "no New/Reused line in:\n%s" % out[-1500:])
-    check_eq(m.group(2), "TLSv1.2", "protocol")
-    return m.group(1), out
+session = tplib.s_client_tls12
 
 
 def proxy(nlisteners=1, **conf):

@@ -806,6 +806,23 @@ def s_client(port, args=(), input=b"", timeout=15, host="localhost"):
     return rc, out + err
 
 
+def s_client_tls12(port, sess_in=None, sess_out=None, tickets=False):
+    """s_client_tls12(port): one TLS 1.2 s_client connection (without tickets
+    unless asked), offering/saving a session file; returns ("New"|"Reused",
+    output)."""
+    args = ["-tls1_2"] + ([] if tickets else ["-no_ticket"])
+    if sess_out:
+        args += ["-sess_out", sess_out]
+    if sess_in:
+        args += ["-sess_in", sess_in]
+    rc, out = s_client(port, args)
+    check_eq(rc, 0, "s_client status; output:\n%s\n" % out[-1500:])
+    m = re.search(r"^(New|Reused), (TLSv1\.\d)", out, re.M)
+    check(m, "no New/Reused line in:\n%s" % out[-1500:])
+    check_eq(m.group(2), "TLSv1.2", "protocol")
+    return m.group(1), out
+
+
 def popen(cmd, **kw):
     """popen(cmd): Popen that is killed when the case ends (and at exit)."""
     kw.setdefault("stdin", subprocess.DEVNULL)
