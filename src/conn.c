@@ -3,7 +3,9 @@
  *
  *   HANDSHAKE  -> SSL_do_handshake until done (handshake_timeout)
  *   CONNECTING -> the backend connect (connect_timeout); the client is not
- *                 read meanwhile, so its data waits in the kernel
+ *                 read meanwhile, so its data waits in the kernel.  Its
+ *                 event stays armed, and is disarmed only if it fires:
+ *                 the relay arms it again right after the connect.
  *   RELAYING   -> relay_run() on every readiness (idle_timeout)
  *
  * One timer serves whichever timeout applies to the current state.  Every
@@ -17,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,7 @@
 #include "log.h"
 #include "relay.h"
 #include "service.h"
+#include "sockbio.h"
 #include "stats.h"
 #include "ticket_keys.h"
 
@@ -47,6 +51,7 @@ struct conn {
 	struct service *service;
 	enum conn_state state;
 	int fd;
+	struct sockbio_state sock;	/* what the client socket's BIO knows */
 	SSL *ssl;
 	struct backend_connect *connecting;
 	struct relay relay;		/* valid in CONN_RELAYING */
@@ -120,7 +125,9 @@ watch_fd(struct conn *c, struct event *ev, int fd, short want, short *armed,
 {
 	if (want == *armed)
 		return;
-	if (*armed)
+	/* Even when not armed it may be active (RELAY_WANT_AGAIN), and
+	 * event_assign() must never touch an active event. */
+	if (event_initialized(ev))
 		event_del(ev);
 	if (want) {
 		event_assign(ev, c->env->base, fd, want | EV_PERSIST, cb, c);
@@ -243,7 +250,24 @@ on_backend_connected(int fd, const char *why, void *arg)
 	c->last_active = now_seconds();
 	conn_set_timer(c, c->service->idle_timeout);
 	/* Run once: the client may have sent data together with its Finished. */
-	on_client(c->fd, EV_READ, c);
+	on_client(c->fd, 0, c);
+}
+
+/*
+ * A client that reset right after its Finished (a health check, a device
+ * that lost its network) and sent nothing to forward: the backend need not
+ * accept a connection for nobody.  Its session stays in the cache
+ * (conn_free), so it can still resume.  Data it sent before it left may sit
+ * in OpenSSL's buffer or still in the kernel's: either way it is relayed.
+ */
+static int
+client_left_silently(struct conn *c)
+{
+	int queued = 0;
+
+	if (!sockbio_peer_gone(&c->sock) || SSL_has_pending(c->ssl))
+		return 0;
+	return ioctl(c->fd, FIONREAD, &queued) == 0 && queued == 0;
 }
 
 static void
@@ -258,8 +282,13 @@ handshake_done(struct conn *c)
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), kind,
 	    subject[0] ? ", client \"" : "", subject, subject[0] ? "\"" : "");
 
-	conn_watch(c, 0);
 	c->state = CONN_CONNECTING;
+	if (client_left_silently(c)) {
+		log_info("%s %s: closed by the client right after the handshake",
+		    c->service->name, c->peer);
+		conn_free(c);
+		return;
+	}
 	conn_set_timer(c, c->service->connect_timeout);
 	clock_gettime(CLOCK_MONOTONIC, &c->connect_started);
 	c->connecting = backend_connect_start(c->env->base, c->env->dns, &c->service->backend,
@@ -343,16 +372,24 @@ on_client(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (what & EV_READ)
+		sockbio_readable(&c->sock);
 	if (c->state == CONN_HANDSHAKE)
 		handshake_step(c);
 	else if (c->state == CONN_RELAYING)
 		relay_step(c);
+	else
+		conn_watch(c, 0);	/* CONNECTING: the relay will read it */
 }
 
 static void
 on_backend(evutil_socket_t fd, short what, void *arg)
 {
-	relay_step(arg);
+	struct conn *c = arg;
+
+	if (what & EV_READ)
+		relay_backend_readable(&c->relay);
+	relay_step(c);
 }
 
 static void
@@ -453,6 +490,7 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	struct service *svc = listener_service(l);
 	struct conn *c = NULL;
 	char peertext[ADDR_TEXT_MAX];
+	BIO *bio;
 	int one = 1;
 
 	addr_format(peer, peertext, sizeof(peertext));
@@ -461,11 +499,12 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 		goto err1;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->ssl = SSL_new(svc->ctx)) == NULL ||
-	    SSL_set_fd(c->ssl, fd) != 1) {
+	    (bio = sockbio_new(&c->sock, fd)) == NULL) {
 		log_ssl_error(LOG_LEVEL_ERROR, "%s %s: cannot set up the connection", svc->name,
 		    peertext);
 		goto err2;
 	}
+	SSL_set_bio(c->ssl, bio, bio);	/* the SSL owns the BIO from here */
 	stats_count(listener_stats(l), STAT_CONN_ACCEPTED, 1);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	SSL_set_accept_state(c->ssl);

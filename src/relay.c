@@ -29,6 +29,7 @@
 #define BACKEND_SHUT	0x2	/* shutdown(SHUT_WR) sent to the backend */
 #define BACKEND_EOF	0x4	/* the backend has finished sending */
 #define CLIENT_SHUT	0x8	/* close_notify sent to the client */
+#define BACKEND_DRAINED	0x10	/* the last backend read emptied the socket */
 
 /* Why the last relay of this thread failed: one buffer per thread rather
  * than one per connection, read by the caller right after relay_run(). */
@@ -51,6 +52,12 @@ relay_init(struct relay *r, SSL *ssl, int client_fd, int backend_fd)
 	r->ssl = ssl;
 	r->client_fd = client_fd;
 	r->backend_fd = backend_fd;
+}
+
+void
+relay_backend_readable(struct relay *r)
+{
+	r->state &= ~(unsigned)BACKEND_DRAINED;
 }
 
 void
@@ -252,14 +259,24 @@ backend_to_client(struct relay *r, unsigned char *scratch, size_t len, unsigned 
 			return send_close_notify(r, wants);
 		return STEP_IDLE;
 	}
+	/* A short read emptied the socket: don't read again until epoll says
+	 * so (level-triggered, so nothing that arrives meanwhile is missed). */
+	if (r->state & BACKEND_DRAINED) {
+		*wants |= RELAY_WANT_BACKEND_READ;
+		return STEP_BLOCKED;
+	}
 	n = read(r->backend_fd, scratch, len);
-	if (n > 0)
+	if (n > 0) {
+		if ((size_t)n < len)
+			r->state |= BACKEND_DRAINED;
 		return write_client(r, scratch, (size_t)n, 0, wants);
+	}
 	if (n == 0) {
 		r->state |= BACKEND_EOF;
 		return STEP_PROGRESS;
 	}
 	if (errno == EAGAIN || errno == EINTR) {
+		r->state |= BACKEND_DRAINED;
 		*wants |= RELAY_WANT_BACKEND_READ;
 		return STEP_BLOCKED;
 	}

@@ -66,6 +66,13 @@ enum relay_status relay_run(struct relay *r, unsigned char *scratch, size_t len,
  */
 int relay_queue_to_backend(struct relay *r, const unsigned char *data, size_t len);
 
+/**
+ * relay_backend_readable(r): the event loop reported the backend socket
+ * readable.  Until then, after a read that emptied it, the relay does not
+ * read the backend again (see relay.c).
+ */
+void relay_backend_readable(struct relay *r);
+
 /** relay_release(r): free pending data (the relay is being torn down). */
 void relay_release(struct relay *r);
 

@@ -5,6 +5,8 @@ an RSA certificate, several listeners, many clients at once."""
 
 import hashlib
 import os
+import signal
+import ssl
 import sys
 import threading
 
@@ -17,13 +19,17 @@ from tplib import (TLS12, TLS13, TLSClient, Daemon, EchoBackend,  # noqa: E402
 MiB = 1 << 20
 
 
-def echo_proxy(version_list=None, cert_name="server", **settings):
+STATELESS = 'mode = "stateless"; seed = "relay-test-seed-0123456789abcdef";'
+
+
+def echo_proxy(version_list=None, cert_name="server", tickets='mode = "off";', **settings):
     """An echo backend with tlsproxy in front; returns (daemon, port, backend)."""
     backend = EchoBackend()
     port = free_port()
     if version_list:
         settings["protocols"] = version_list
-    d = Daemon(make_conf(listener_conf("mqtt", port, backend.port, cert_name, **settings))).start()
+    d = Daemon(make_conf(listener_conf("mqtt", port, backend.port, cert_name, **settings),
+                         tickets=tickets)).start()
     return d, port, backend
 
 
@@ -197,6 +203,57 @@ def _():
         c.wait_tcp_eof()
         c.close()
     d.wait_fds(base)
+
+
+def finish_handshake_unsent(c):
+    """Run ${c}'s handshake until only its Finished is left to send."""
+    while True:
+        try:
+            c.obj.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            c._flush()
+            c._fill()
+
+
+@case("client resets right after its TLS 1.3 Finished: no backend connection, logged")
+def _():
+    # The RST makes the proxy's session ticket writes fail: that is how it
+    # knows.  The daemon is stopped while the Finished and the RST go out,
+    # so that the RST is there before the tickets, every time.
+    d, port, backend = echo_proxy(tickets=STATELESS)
+    tries = 5
+    for i in range(tries):
+        c = TLSClient(port, TLS13, handshake=False)
+        finish_handshake_unsent(c)
+        d.signal(signal.SIGSTOP)
+        try:
+            c._flush()
+            c.rst()
+        finally:
+            d.signal(signal.SIGCONT)
+    spared = r"closed by the client right after the handshake"
+    tplib.wait_until(lambda: d.count_log(spared) >= tries, 10,
+                     "%d log lines /%s/" % (tries, spared))
+    check_eq(backend.count(), 0, "backend connections")
+    c = TLSClient(port, TLS13)
+    c.roundtrip(b"still relaying")
+    check_eq(backend.count(), 1, "backend connections")
+
+
+@case("client sends and leaves at once: its data still reaches the backend (x20)")
+def _():
+    d, port, backend = echo_proxy(tickets=STATELESS)
+    for i in range(20):
+        version = TLS13 if i % 2 == 0 else TLS12
+        c = TLSClient(port, version)
+        msg = b"fire and forget %d" % i
+        c.send(msg)
+        c.close_notify()
+        c.close()
+        rec = backend.wait_conns(i + 1)
+        check(rec.eof.wait(5), "%d: the backend got no EOF" % i)
+        check_eq(bytes(rec.received), msg, "%d (%s): bytes at the backend" % (i, version.name))
 
 
 @case("RSA certificate: TLS 1.2 (ECDHE-RSA) and TLS 1.3 round trips")

@@ -1,0 +1,140 @@
+/*
+ * sockbio: a socket BIO that skips reads it knows would find nothing, and
+ * notices a client that has gone.  See sockbio.h for why either is safe.
+ *
+ * OpenSSL asks for a whole buffer when read-ahead is on, so a short read
+ * means the kernel had nothing more queued at that moment.  Without this,
+ * every handshake flight and every relayed record ends with a read(2) that
+ * returns EAGAIN.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sockbio.h"
+
+#define SOCKBIO_DRAINED	0x1	/* the last read emptied the socket */
+#define SOCKBIO_EOF	0x2	/* a read returned 0 */
+#define SOCKBIO_GONE	0x4	/* the client reset, or cannot be written to */
+
+static BIO_METHOD *method;
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+
+static int
+transient(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+static int
+sockbio_read(BIO *bio, char *buf, int len)
+{
+	struct sockbio_state *st = BIO_get_data(bio);
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	if (st->flags & SOCKBIO_DRAINED) {
+		BIO_set_retry_read(bio);
+		return -1;
+	}
+	n = read(st->fd, buf, (size_t)len);
+	if (n > 0 && n < len)
+		st->flags |= SOCKBIO_DRAINED;
+	else if (n == 0)
+		st->flags |= SOCKBIO_EOF;
+	else if (n < 0 && transient(errno)) {
+		st->flags |= SOCKBIO_DRAINED;
+		BIO_set_retry_read(bio);
+	} else if (n < 0 && errno == ECONNRESET)
+		st->flags |= SOCKBIO_GONE;
+	return (int)n;
+}
+
+static int
+sockbio_write(BIO *bio, const char *buf, int len)
+{
+	struct sockbio_state *st = BIO_get_data(bio);
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	n = send(st->fd, buf, (size_t)len, MSG_NOSIGNAL);
+	if (n < 0 && transient(errno))
+		BIO_set_retry_write(bio);
+	else if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+		st->flags |= SOCKBIO_GONE;
+	return (int)n;
+}
+
+static long
+sockbio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+	struct sockbio_state *st = BIO_get_data(bio);
+
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_EOF:
+		return (st->flags & SOCKBIO_EOF) != 0;
+	case BIO_C_GET_FD:
+		if (ptr != NULL)
+			*(int *)ptr = st->fd;
+		return st->fd;
+	default:
+		return 0;
+	}
+}
+
+static int
+sockbio_create(BIO *bio)
+{
+	BIO_set_init(bio, 1);
+	return 1;
+}
+
+static void
+method_build(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+	    BIO_TYPE_DESCRIPTOR, "tlsproxy socket");
+
+	if (m == NULL)
+		return;
+	if (BIO_meth_set_read(m, sockbio_read) != 1 ||
+	    BIO_meth_set_write(m, sockbio_write) != 1 ||
+	    BIO_meth_set_ctrl(m, sockbio_ctrl) != 1 ||
+	    BIO_meth_set_create(m, sockbio_create) != 1) {
+		BIO_meth_free(m);
+		return;
+	}
+	method = m;
+}
+
+BIO *
+sockbio_new(struct sockbio_state *st, int fd)
+{
+	BIO *bio;
+
+	if (pthread_once(&method_once, method_build) != 0 || method == NULL)
+		return NULL;
+	if ((bio = BIO_new(method)) == NULL)
+		return NULL;
+	st->fd = fd;
+	st->flags = 0;
+	BIO_set_data(bio, st);
+	return bio;
+}
+
+void
+sockbio_readable(struct sockbio_state *st)
+{
+	st->flags &= (unsigned char)~SOCKBIO_DRAINED;
+}
+
+int
+sockbio_peer_gone(const struct sockbio_state *st)
+{
+	return (st->flags & SOCKBIO_GONE) != 0;
+}
