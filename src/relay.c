@@ -123,6 +123,17 @@ fail_ssl(struct relay *r, const char *what, int err)
 	return STEP_FAILED;
 }
 
+/*
+ * We just sent the backend something.  It usually runs on the same host or
+ * LAN and answers within microseconds, so one read right away often finds
+ * the answer and saves a round through epoll.
+ */
+static void
+backend_may_answer(struct relay *r)
+{
+	r->state &= ~(unsigned)BACKEND_DRAINED;
+}
+
 /* Write data to the backend; keep what it does not take. */
 static enum step
 write_backend(struct relay *r, const unsigned char *data, size_t len, int pending)
@@ -134,6 +145,8 @@ write_backend(struct relay *r, const unsigned char *data, size_t len, int pendin
 	else if (n < 0)
 		return fail(r, "backend write", strerror(errno));
 	r->bytes_to_backend += (uint64_t)n;
+	if (n > 0)
+		backend_may_answer(r);
 	if (pending) {
 		pending_consume(&r->to_backend, (size_t)n);
 		return n > 0 ? STEP_PROGRESS : STEP_BLOCKED;
@@ -160,6 +173,7 @@ client_to_backend(struct relay *r, unsigned char *scratch, size_t len, unsigned 
 			/* The backend may already be gone; that ends nothing here. */
 			shutdown(r->backend_fd, SHUT_WR);
 			r->state |= BACKEND_SHUT;
+			backend_may_answer(r);
 			return STEP_PROGRESS;
 		}
 		return STEP_IDLE;

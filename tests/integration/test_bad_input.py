@@ -14,7 +14,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from tplib import (TLS12, TLS13, TLSClient, Daemon, EchoBackend,  # noqa: E402
+from tplib import (TLS12, TLS13, TLSClient, Daemon, EchoBackend, defer,  # noqa: E402
                    case, check, check_eq, free_port, listener_conf, make_conf,
                    wait_closed)
 
@@ -254,6 +254,56 @@ def _():
     c.close_notify()
     c.recv_all()
     c.wait_tcp_eof()
+    d.wait_fds(base)
+
+
+def full_accept_queue():
+    """A listening socket whose accept queue is full, so that the kernel
+    drops further SYNs and a connect to it stays in progress; returns
+    (listening socket, the connection filling its queue)."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    defer(lsock.close)
+    filler = socket.create_connection(lsock.getsockname(), timeout=5)
+    defer(filler.close)
+    return lsock, filler
+
+
+@case("backend slow to accept: the proxy waits for its connect, then relays")
+def _():
+    lsock, filler = full_accept_queue()
+    port = free_port()
+    d = Daemon(make_conf([listener_conf("slow", port, lsock.getsockname()[1],
+                                        connect_timeout="10s")])).start()
+    c = TLSClient(port, TLS13)
+    time.sleep(0.5)     # the proxy's SYN is dropped; its connect is in progress
+    lsock.settimeout(5)
+    lsock.accept()[0].close()   # the filler: frees the queue
+    conn, _ = lsock.accept()    # the proxy's SYN, retransmitted after 1 s
+    defer(conn.close)
+    c.send(b"through a slow backend")
+    conn.settimeout(5)
+    check_eq(conn.recv(100), b"through a slow backend", "bytes at the backend")
+    conn.sendall(b"answer")
+    check_eq(c.recv_exactly(6), b"answer", "bytes at the client")
+
+
+@case("backend never accepts: connect_timeout closes cleanly, logged")
+def _():
+    lsock, filler = full_accept_queue()
+    port = free_port()
+    d = Daemon(make_conf([listener_conf("blackhole", port, lsock.getsockname()[1],
+                                        connect_timeout="1s")])).start()
+    base = d.fds()
+    c = TLSClient(port, TLS13)
+    cport = client_port(c.sock)
+    started = time.monotonic()
+    c.sock.settimeout(8)
+    check_eq(c.recv_all(), b"", "data")
+    check(c.got_close_notify, "no close_notify after the connect timed out")
+    check(time.monotonic() - started > 0.8, "closed before connect_timeout")
+    d.wait_log(r"blackhole 127\.0\.0\.1:%d: backend .*connect timed out after 1s" % cport)
     d.wait_fds(base)
 
 
