@@ -24,10 +24,9 @@ struct backend_connect {
 	struct evdns_getaddrinfo_request *dns_req;
 	struct evutil_addrinfo *addrs;	/* from evdns, NULL for numeric */
 	struct evutil_addrinfo *next;	/* next address to try */
-	struct sockaddr_storage numeric;
-	socklen_t numeric_len;
 	int fd;
 	int dns_result;			/* evdns's answer, once it came */
+	int failed_at_start;		/* report bc->why from the loop */
 	struct event *connect_ev;	/* connect completion */
 	struct event *defer_ev;		/* runs the next step from the loop */
 	char why[128];
@@ -99,7 +98,10 @@ connected_already(int fd)
 	    ti.tcpi_state == TCP_ESTABLISHED;
 }
 
-/* Start a connect to one address; 0 if under way, -1 with bc->why set. */
+/*
+ * Start a connect to one address: 1 if it connected at once (the socket is
+ * in bc->fd), 0 if under way, -1 with bc->why set.
+ */
 static int
 connect_to(struct backend_connect *bc, const struct sockaddr *sa, socklen_t salen)
 {
@@ -118,9 +120,8 @@ connect_to(struct backend_connect *bc, const struct sockaddr *sa, socklen_t sale
 		return -1;
 	}
 	if (connected_already(fd)) {
-		bc->fd = -1;
-		finish(bc, fd, NULL);
-		return 0;
+		bc->fd = fd;
+		return 1;
 	}
 	if (bc->connect_ev != NULL)
 		event_free(bc->connect_ev);
@@ -137,12 +138,21 @@ connect_to(struct backend_connect *bc, const struct sockaddr *sa, socklen_t sale
 static void
 try_next(struct backend_connect *bc)
 {
+	int fd;
+
 	while (bc->next != NULL) {
 		struct evutil_addrinfo *ai = bc->next;
 
 		bc->next = ai->ai_next;
-		if (connect_to(bc, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0)
+		switch (connect_to(bc, ai->ai_addr, (socklen_t)ai->ai_addrlen)) {
+		case 1:
+			fd = bc->fd;
+			bc->fd = -1;
+			finish(bc, fd, NULL);
 			return;
+		case 0:
+			return;
+		}
 	}
 	finish(bc, -1, bc->why[0] ? bc->why : "no address");
 }
@@ -173,10 +183,8 @@ on_deferred(evutil_socket_t fd, short what, void *arg)
 {
 	struct backend_connect *bc = arg;
 
-	if (bc->next == NULL && bc->addrs == NULL && bc->dns_result == 0) {
-		/* numeric address */
-		if (connect_to(bc, (struct sockaddr *)&bc->numeric, bc->numeric_len) != 0)
-			finish(bc, -1, bc->why);
+	if (bc->failed_at_start) {
+		finish(bc, -1, bc->why);
 		return;
 	}
 	if (bc->dns_result != 0) {
@@ -190,12 +198,13 @@ on_deferred(evutil_socket_t fd, short what, void *arg)
 
 struct backend_connect *
 backend_connect_start(struct event_base *base, struct evdns_base *dns,
-    const struct hostport *hp, backend_connected_fn *cb, void *arg)
+    const struct hostport *hp, backend_connected_fn *cb, void *arg, int *connected_fd)
 {
 	struct backend_connect *bc;
 	struct evutil_addrinfo hints;
 	char port[8];
 
+	*connected_fd = -1;
 	if ((bc = calloc(1, sizeof(*bc))) == NULL)
 		return NULL;
 	bc->base = base;
@@ -205,9 +214,17 @@ backend_connect_start(struct event_base *base, struct evdns_base *dns,
 	if ((bc->defer_ev = event_new(base, -1, 0, on_deferred, bc)) == NULL)
 		goto fail;
 	if (hp->numeric) {
-		bc->numeric = hp->sa;
-		bc->numeric_len = hp->salen;
-		event_active(bc->defer_ev, 0, 0);
+		switch (connect_to(bc, (const struct sockaddr *)&hp->sa, hp->salen)) {
+		case 1:
+			*connected_fd = bc->fd;
+			bc->fd = -1;
+			bc_free(bc);
+			return NULL;
+		case -1:
+			bc->failed_at_start = 1;
+			event_active(bc->defer_ev, 0, 0);
+			break;
+		}
 		return bc;
 	}
 	if (dns == NULL)

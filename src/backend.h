@@ -1,7 +1,7 @@
 /*
  * backend: open a non-blocking TCP connection to a backend address.  A
- * numeric address connects at once; a host name is resolved with evdns so
- * that no worker ever blocks on DNS.
+ * numeric address is connected to at once; a host name is resolved with
+ * evdns so that no worker ever blocks on DNS.
  */
 #ifndef TLSPROXY_BACKEND_H
 #define TLSPROXY_BACKEND_H
@@ -20,13 +20,18 @@ struct backend_connect;
 typedef void backend_connected_fn(int fd, const char *why, void *arg);
 
 /**
- * backend_connect_start(base, dns, hp, cb, arg): begin connecting to ${hp}.
- * ${cb} is never called from inside this function.  Returns a handle that
+ * backend_connect_start(base, dns, hp, cb, arg, connected_fd): begin
+ * connecting to ${hp}.  A numeric address that connects at once (a backend
+ * on this host) gives its socket in ${connected_fd}, which the caller then
+ * owns; NULL is returned and ${cb} is never called.  Otherwise
+ * ${connected_fd} is -1 and the handle is returned, which
  * backend_connect_cancel() stops, or NULL if nothing could be started.
- * The handle is freed after ${cb} has run.
+ * ${cb} is never called from inside this function; the handle is freed
+ * after ${cb} has run.
  */
 struct backend_connect *backend_connect_start(struct event_base *base,
-    struct evdns_base *dns, const struct hostport *hp, backend_connected_fn *cb, void *arg);
+    struct evdns_base *dns, const struct hostport *hp, backend_connected_fn *cb, void *arg,
+    int *connected_fd);
 
 /** backend_connect_cancel(bc): stop; ${cb} will not be called.  NULL is fine. */
 void backend_connect_cancel(struct backend_connect *bc);

@@ -16,7 +16,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -151,6 +150,19 @@ conn_watch(struct conn *c, unsigned wants)
 		    on_backend);
 }
 
+/*
+ * Send what the client's BIO held back, then watch ${wants}, and the
+ * client's writability too while some of it is still held.  Every callback
+ * ends here or in conn_free(), which also sends what is held.
+ */
+static void
+conn_wait(struct conn *c, unsigned wants)
+{
+	if (sockbio_flush(&c->sock) == 0)
+		wants |= RELAY_WANT_CLIENT_WRITE;
+	conn_watch(c, wants);
+}
+
 static void
 conn_set_timer(struct conn *c, int64_t seconds)
 {
@@ -275,6 +287,7 @@ handshake_done(struct conn *c)
 {
 	char subject[256];
 	const char *kind;
+	int backend_fd;
 
 	conn_count(c, handshake_kind(c->ssl, &kind), 1);
 	client_subject(c->ssl, subject, sizeof(subject));
@@ -283,6 +296,13 @@ handshake_done(struct conn *c)
 	    subject[0] ? ", client \"" : "", subject, subject[0] ? "\"" : "");
 
 	c->state = CONN_CONNECTING;
+	/*
+	 * Send the tickets now, unless the client's first data came with its
+	 * Finished: then they leave with the backend's answer, in one packet.
+	 * Sending them is also how a client that has already reset shows.
+	 */
+	if (!SSL_has_pending(c->ssl))
+		sockbio_flush(&c->sock);
 	if (client_left_silently(c)) {
 		log_info("%s %s: closed by the client right after the handshake",
 		    c->service->name, c->peer);
@@ -292,12 +312,23 @@ handshake_done(struct conn *c)
 	conn_set_timer(c, c->service->connect_timeout);
 	clock_gettime(CLOCK_MONOTONIC, &c->connect_started);
 	c->connecting = backend_connect_start(c->env->base, c->env->dns, &c->service->backend,
-	    on_backend_connected, c);
+	    on_backend_connected, c, &backend_fd);
+	if (backend_fd >= 0) {
+		/* A backend on this host: relay now, and the client's first
+		 * answer leaves together with the session tickets. */
+		on_backend_connected(backend_fd, NULL, c);
+		return;
+	}
 	if (c->connecting == NULL) {
 		log_warning("%s %s: cannot start the backend connect", c->service->name, c->peer);
 		conn_count(c, STAT_BACKEND_FAILED, 1);
 		conn_free(c);
+		return;
 	}
+	/* The tickets (TLS 1.3) or the server's Finished (TLS 1.2) need not
+	 * wait for the backend.  The client's event stays as it is (above). */
+	if (sockbio_flush(&c->sock) == 0)
+		conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 }
 
 static void
@@ -314,11 +345,11 @@ handshake_step(struct conn *c)
 	}
 	err = SSL_get_error(c->ssl, n);
 	if (err == SSL_ERROR_WANT_READ) {
-		conn_watch(c, RELAY_WANT_CLIENT_READ);
+		conn_wait(c, RELAY_WANT_CLIENT_READ);
 		return;
 	}
 	if (err == SSL_ERROR_WANT_WRITE) {
-		conn_watch(c, RELAY_WANT_CLIENT_WRITE);
+		conn_wait(c, RELAY_WANT_CLIENT_WRITE);
 		return;
 	}
 	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */
@@ -338,27 +369,50 @@ handshake_step(struct conn *c)
 	conn_free(c);
 }
 
+/* The relay's closing log line, for ${why} (NULL: both sides finished). */
+static void
+log_relay_end(struct conn *c, const char *why)
+{
+	if (why != NULL)
+		log_info("%s %s: closed: %s (%llu bytes in, %llu out)", c->service->name,
+		    c->peer, why, (unsigned long long)c->relay.bytes_to_backend,
+		    (unsigned long long)c->relay.bytes_to_client);
+	else
+		log_info("%s %s: closed after %llds (%llu bytes in, %llu out)",
+		    c->service->name, c->peer, (long long)(now_seconds() - c->started),
+		    (unsigned long long)c->relay.bytes_to_backend,
+		    (unsigned long long)c->relay.bytes_to_client);
+}
+
 static void
 relay_step(struct conn *c)
 {
 	unsigned wants = 0;
 	enum relay_status st;
+	char why[96];
+	int flushed;
 
 	st = relay_run(&c->relay, c->env->scratch, c->env->scratch_len, &wants);
 	c->last_active = now_seconds();
 	conn_count_bytes(c);
 	if (st == RELAY_FAILED) {
-		log_info("%s %s: closed: %s (%llu bytes in, %llu out)", c->service->name,
-		    c->peer, c->relay.error, (unsigned long long)c->relay.bytes_to_backend,
-		    (unsigned long long)c->relay.bytes_to_client);
+		log_relay_end(c, c->relay.error);
 		conn_free(c);
 		return;
 	}
-	if (st == RELAY_FINISHED) {
-		log_info("%s %s: closed after %llds (%llu bytes in, %llu out)",
-		    c->service->name, c->peer, (long long)(now_seconds() - c->started),
-		    (unsigned long long)c->relay.bytes_to_backend,
-		    (unsigned long long)c->relay.bytes_to_client);
+	/* What the relay wrote to the client may still be held (sockbio.h):
+	 * a connection is finished only once it has left. */
+	flushed = sockbio_flush(&c->sock);
+	if (flushed < 0) {
+		snprintf(why, sizeof(why), "client write: %s", strerror(errno));
+		log_relay_end(c, why);
+		conn_free(c);
+		return;
+	}
+	if (flushed == 0)
+		wants |= RELAY_WANT_CLIENT_WRITE;
+	else if (st == RELAY_FINISHED) {
+		log_relay_end(c, NULL);
 		conn_free(c);
 		return;
 	}
@@ -379,7 +433,7 @@ on_client(evutil_socket_t fd, short what, void *arg)
 	else if (c->state == CONN_RELAYING)
 		relay_step(c);
 	else
-		conn_watch(c, 0);	/* CONNECTING: the relay will read it */
+		conn_wait(c, 0);	/* CONNECTING: the relay will read it */
 }
 
 static void
@@ -444,6 +498,9 @@ conn_free(struct conn *c)
 	}
 	backend_connect_cancel(c->connecting);
 	free(c->peer_addr);
+	/* An alert, a close_notify, the last data: one try, then it is gone. */
+	sockbio_flush(&c->sock);
+	sockbio_release(&c->sock);
 	/*
 	 * OpenSSL drops a session from the cache when its connection ends
 	 * without a close_notify.  A completed handshake is a good session
@@ -491,7 +548,6 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	struct conn *c = NULL;
 	char peertext[ADDR_TEXT_MAX];
 	BIO *bio;
-	int one = 1;
 
 	addr_format(peer, peertext, sizeof(peertext));
 	if (listener_conn_acquire(l, svc->max_connections) != 0) {
@@ -506,7 +562,6 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	}
 	SSL_set_bio(c->ssl, bio, bio);	/* the SSL owns the BIO from here */
 	stats_count(listener_stats(l), STAT_CONN_ACCEPTED, 1);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	SSL_set_accept_state(c->ssl);
 	c->env = env;
 	c->listener = l;

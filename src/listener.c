@@ -51,6 +51,12 @@ listener_bind_socket(const struct hostport *hp, char *why, size_t whylen)
 		snprintf(why, whylen, "IPV6_V6ONLY: %s", strerror(errno));
 		goto err1;
 	}
+	/* TLS records are whole messages: never hold one back (Nagle).  Set on
+	 * the listener because accepted sockets inherit it: no call per accept. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+		snprintf(why, whylen, "TCP_NODELAY: %s", strerror(errno));
+		goto err1;
+	}
 	if (bind(fd, (const struct sockaddr *)&hp->sa, hp->salen) != 0) {
 		snprintf(why, whylen, "bind: %s", strerror(errno));
 		goto err1;

@@ -10,7 +10,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sockbio.h"
@@ -18,6 +21,12 @@
 #define SOCKBIO_DRAINED	0x1	/* the last read emptied the socket */
 #define SOCKBIO_EOF	0x2	/* a read returned 0 */
 #define SOCKBIO_GONE	0x4	/* the client reset, or cannot be written to */
+
+/*
+ * Writes up to this size are held: handshake messages, tickets, alerts and
+ * MQTT-sized records.  Bulk records (16 KiB) are not copied.
+ */
+#define HOLD_MAX 4096
 
 static BIO_METHOD *method;
 static pthread_once_t method_once = PTHREAD_ONCE_INIT;
@@ -52,6 +61,68 @@ sockbio_read(BIO *bio, char *buf, int len)
 	return (int)n;
 }
 
+static void
+held_free(struct sockbio_state *st)
+{
+	free(st->held);
+	st->held = NULL;
+	st->held_len = st->held_off = 0;
+}
+
+/* Keep ${len} bytes back; 0, or -1 when they do not fit. */
+static int
+hold(struct sockbio_state *st, const char *buf, size_t len)
+{
+	size_t left = (size_t)(st->held_len - st->held_off);
+
+	if (left + len > HOLD_MAX)
+		return -1;
+	if (st->held == NULL && (st->held = malloc(HOLD_MAX)) == NULL)
+		return -1;
+	if (st->held_off > 0) {
+		memmove(st->held, st->held + st->held_off, left);
+		st->held_off = 0;
+		st->held_len = (unsigned short)left;
+	}
+	memcpy(st->held + st->held_len, buf, len);
+	st->held_len = (unsigned short)(st->held_len + len);
+	return 0;
+}
+
+/*
+ * Send what is held followed by ${buf} in one call.  Returns how much of
+ * ${buf} went (0 when only held bytes did), or -1 with errno.
+ */
+static ssize_t
+send_with_held(struct sockbio_state *st, const char *buf, size_t len)
+{
+	size_t left = st->held != NULL ? (size_t)(st->held_len - st->held_off) : 0;
+	struct iovec iov[2] = {
+		{ .iov_base = st->held + st->held_off, .iov_len = left },
+		{ .iov_base = (void *)buf, .iov_len = len },
+	};
+	struct msghdr msg = {
+		.msg_iov = left > 0 ? iov : iov + 1,
+		.msg_iovlen = left > 0 ? 2 : 1,
+	};
+	ssize_t n = sendmsg(st->fd, &msg, MSG_NOSIGNAL);
+
+	if (n < 0) {
+		if (errno == EPIPE || errno == ECONNRESET) {
+			st->flags |= SOCKBIO_GONE;
+			held_free(st);
+		}
+		return -1;
+	}
+	if ((size_t)n < left) {
+		st->held_off = (unsigned short)(st->held_off + n);
+		return 0;
+	}
+	if (left > 0)
+		held_free(st);
+	return n - (ssize_t)left;
+}
+
 static int
 sockbio_write(BIO *bio, const char *buf, int len)
 {
@@ -59,12 +130,39 @@ sockbio_write(BIO *bio, const char *buf, int len)
 	ssize_t n;
 
 	BIO_clear_retry_flags(bio);
-	n = send(st->fd, buf, (size_t)len, MSG_NOSIGNAL);
-	if (n < 0 && transient(errno))
+	if (!(st->flags & SOCKBIO_GONE) && hold(st, buf, (size_t)len) == 0)
+		return len;
+	n = send_with_held(st, buf, (size_t)len);
+	if (n > 0)
+		return (int)n;
+	if (n == 0 || transient(errno)) {
 		BIO_set_retry_write(bio);
-	else if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-		st->flags |= SOCKBIO_GONE;
-	return (int)n;
+		return -1;
+	}
+	return -1;
+}
+
+int
+sockbio_flush(struct sockbio_state *st)
+{
+	ssize_t n;
+
+	if (st->held == NULL)
+		return 1;
+	n = send_with_held(st, NULL, 0);
+	if (n >= 0)
+		return st->held == NULL ? 1 : 0;
+	if (transient(errno))
+		return 0;
+	held_free(st);
+	st->flags |= SOCKBIO_GONE;
+	return -1;
+}
+
+void
+sockbio_release(struct sockbio_state *st)
+{
+	held_free(st);
 }
 
 static long
@@ -121,8 +219,8 @@ sockbio_new(struct sockbio_state *st, int fd)
 		return NULL;
 	if ((bio = BIO_new(method)) == NULL)
 		return NULL;
+	memset(st, 0, sizeof(*st));
 	st->fd = fd;
-	st->flags = 0;
 	BIO_set_data(bio, st);
 	return bio;
 }

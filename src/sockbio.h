@@ -1,8 +1,15 @@
 /*
  * sockbio: the BIO between OpenSSL and a client's socket.
  *
- * It does what BIO_s_socket does, and remembers two things about the
- * socket that save system calls:
+ * It does what BIO_s_socket does, with three differences that save
+ * system calls and packets:
+ *
+ *  - small writes are held back until sockbio_flush(), so that what
+ *    OpenSSL writes record by record while handling one event leaves in
+ *    one send: a TLS 1.3 server's session tickets and the first answer
+ *    from the backend share a packet.  The connection flushes before it
+ *    waits for anything and before it closes.  A large write goes out at
+ *    once, together with whatever is held (sendmsg).
  *
  *  - drained: the last read returned less than it asked for, so the
  *    socket was empty then.  Until the event loop reports the socket
@@ -22,7 +29,10 @@
 
 struct sockbio_state {
 	int fd;
-	unsigned char flags;	/* SOCKBIO_* in sockbio.c */
+	unsigned char flags;		/* SOCKBIO_* in sockbio.c */
+	unsigned short held_off;	/* sent so far of what is held */
+	unsigned short held_len;
+	unsigned char *held;		/* output held back; NULL when none */
 };
 
 /**
@@ -30,6 +40,16 @@ struct sockbio_state {
  * must outlive the BIO.  NULL when out of memory.
  */
 BIO *sockbio_new(struct sockbio_state *st, int fd);
+
+/**
+ * sockbio_flush(st): send what is held.  1 when nothing is left, 0 when
+ * some must wait for the socket to be writable, -1 when the client is gone
+ * (what was held is dropped).
+ */
+int sockbio_flush(struct sockbio_state *st);
+
+/** sockbio_release(st): drop what is held (the connection is closing). */
+void sockbio_release(struct sockbio_state *st);
 
 /** sockbio_readable(st): the event loop reported the socket readable. */
 void sockbio_readable(struct sockbio_state *st);

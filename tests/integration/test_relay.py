@@ -6,9 +6,11 @@ an RSA certificate, several listeners, many clients at once."""
 import hashlib
 import os
 import signal
+import socket
 import ssl
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -254,6 +256,46 @@ def _():
         rec = backend.wait_conns(i + 1)
         check(rec.eof.wait(5), "%d: the backend got no EOF" % i)
         check_eq(bytes(rec.received), msg, "%d (%s): bytes at the backend" % (i, version.name))
+
+
+class SmallWritesBackend(tplib.Backend):
+    """Sends ${count} 100-byte messages, each its own write, then FIN."""
+
+    def __init__(self, count, **kw):
+        self.count = count
+        super().__init__(**kw)
+
+    @staticmethod
+    def message(i):
+        return (b"message %08d " % i).ljust(100, b".")
+
+    def handle(self, conn, rec):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(self.count):
+            conn.sendall(self.message(i))
+        conn.shutdown(socket.SHUT_WR)
+        self.read_to_eof(conn, rec)
+
+
+@case("100,000 small backend writes to a client that reads late: all arrive, in order")
+def _():
+    # Small records are held and sent together (sockbio.h); the client not
+    # reading at first makes the proxy hold them against a full socket.
+    count = 100000
+    backend = SmallWritesBackend(count)
+    port = free_port()
+    d = Daemon(make_conf(listener_conf("small", port, backend.port))).start()
+    for version in (TLS13, TLS12):
+        c = TLSClient(port, version)
+        time.sleep(1)
+        got = c.recv_all()
+        check(c.got_close_notify, "%s: no close_notify after the data" % version.name)
+        check_eq(len(got), 100 * count, "%s: bytes" % version.name)
+        check(got == b"".join(SmallWritesBackend.message(i) for i in range(count)),
+              "%s: the messages differ or are out of order" % version.name)
+        c.close_notify()
+        c.wait_tcp_eof()
+    d.wait_log(r"small .*closed after .*\(0 bytes in, %d out\)" % (100 * count))
 
 
 @case("RSA certificate: TLS 1.2 (ECDHE-RSA) and TLS 1.3 round trips")
