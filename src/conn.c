@@ -49,8 +49,8 @@ struct conn {
 	struct listener *listener;
 	struct service *service;
 	enum conn_state state;
-	int fd;
-	struct sockbio_state sock;	/* what the client socket's BIO knows */
+	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
+	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
 	SSL *ssl;
 	struct backend_connect *connecting;
 	struct relay relay;		/* valid in CONN_RELAYING */
@@ -58,10 +58,9 @@ struct conn {
 	 * brokers hold many idle connections, and each event is 128 bytes. */
 	struct event client_ev, backend_ev;
 	struct event timer;
-	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
 	time_t started;
 	time_t last_active;
-	struct timespec connect_started;	/* for the connect time histogram */
+	uint64_t connect_started;	/* µs, CLOCK_MONOTONIC: the connect time histogram */
 	uint64_t counted_in, counted_out;	/* relay bytes added to the stats so far */
 	struct sockaddr_storage *peer_addr;	/* kept only for the PROXY header */
 	char peer[ADDR_TEXT_MAX];
@@ -104,17 +103,14 @@ conn_count_bytes(struct conn *c)
 	}
 }
 
-/* Microseconds since ${then} (CLOCK_MONOTONIC). */
+/* CLOCK_MONOTONIC in microseconds. */
 static uint64_t
-usec_since(const struct timespec *then)
+now_usec(void)
 {
-	struct timespec now;
-	int64_t usec;
+	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	usec = (int64_t)(now.tv_sec - then->tv_sec) * 1000000 +
-	    (now.tv_nsec - then->tv_nsec) / 1000;
-	return usec > 0 ? (uint64_t)usec : 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* Arm ${ev} on ${fd} for exactly ${want} (EV_READ|EV_WRITE, or nothing). */
@@ -144,7 +140,7 @@ conn_watch(struct conn *c, unsigned wants)
 	short backend = (short)(((wants & RELAY_WANT_BACKEND_READ) ? EV_READ : 0) |
 	    ((wants & RELAY_WANT_BACKEND_WRITE) ? EV_WRITE : 0));
 
-	watch_fd(c, &c->client_ev, c->fd, client, &c->client_events, on_client);
+	watch_fd(c, &c->client_ev, c->sock.fd, client, &c->client_events, on_client);
 	if (c->state == CONN_RELAYING)
 		watch_fd(c, &c->backend_ev, c->relay.backend_fd, backend, &c->backend_events,
 		    on_backend);
@@ -225,7 +221,7 @@ static int
 queue_proxy_header(struct conn *c)
 {
 	int n = proxy_tls_header(c->service->proxy_protocol,
-	    c->service->proxy_protocol_client_cert, c->ssl, c->fd,
+	    c->service->proxy_protocol_client_cert, c->ssl, c->sock.fd,
 	    (struct sockaddr *)c->peer_addr, c->env->scratch, c->env->scratch_len);
 
 	if (n < 0)
@@ -250,9 +246,9 @@ on_backend_connected(int fd, const char *why, void *arg)
 		conn_free(c);
 		return;
 	}
-	stats_connect_time(listener_stats(c->listener), usec_since(&c->connect_started));
+	stats_connect_time(listener_stats(c->listener), now_usec() - c->connect_started);
 	c->state = CONN_RELAYING;
-	relay_init(&c->relay, c->ssl, c->fd, fd);
+	relay_init(&c->relay, c->ssl, fd);
 	if (c->service->proxy_protocol != PROXY_PROTOCOL_OFF && queue_proxy_header(c) != 0) {
 		log_warning("%s %s: cannot build the PROXY protocol header", c->service->name,
 		    c->peer);
@@ -262,7 +258,7 @@ on_backend_connected(int fd, const char *why, void *arg)
 	c->last_active = now_seconds();
 	conn_set_timer(c, c->service->idle_timeout);
 	/* Run once: the client may have sent data together with its Finished. */
-	on_client(c->fd, 0, c);
+	on_client(c->sock.fd, 0, c);
 }
 
 /*
@@ -279,7 +275,7 @@ client_left_silently(struct conn *c)
 
 	if (!sockbio_peer_gone(&c->sock) || SSL_has_pending(c->ssl))
 		return 0;
-	return ioctl(c->fd, FIONREAD, &queued) == 0 && queued == 0;
+	return ioctl(c->sock.fd, FIONREAD, &queued) == 0 && queued == 0;
 }
 
 static void
@@ -310,7 +306,7 @@ handshake_done(struct conn *c)
 		return;
 	}
 	conn_set_timer(c, c->service->connect_timeout);
-	clock_gettime(CLOCK_MONOTONIC, &c->connect_started);
+	c->connect_started = now_usec();
 	c->connecting = backend_connect_start(c->env->base, c->env->dns, &c->service->backend,
 	    on_backend_connected, c, &backend_fd);
 	if (backend_fd >= 0) {
@@ -510,7 +506,7 @@ conn_free(struct conn *c)
 	if (c->state != CONN_HANDSHAKE)
 		SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
 	SSL_free(c->ssl);
-	close(c->fd);
+	close(c->sock.fd);
 	listener_conn_release(c->listener);
 	service_unref(c->service);
 
@@ -566,7 +562,6 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	c->env = env;
 	c->listener = l;
 	c->service = svc;
-	c->fd = fd;
 	c->state = CONN_HANDSHAKE;
 	c->started = c->last_active = now_seconds();
 	memcpy(c->peer, peertext, sizeof(c->peer));

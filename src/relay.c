@@ -46,11 +46,10 @@ enum step {
 };
 
 void
-relay_init(struct relay *r, SSL *ssl, int client_fd, int backend_fd)
+relay_init(struct relay *r, SSL *ssl, int backend_fd)
 {
 	memset(r, 0, sizeof(*r));
 	r->ssl = ssl;
-	r->client_fd = client_fd;
 	r->backend_fd = backend_fd;
 }
 

@@ -37,7 +37,6 @@ struct relay_pending {
 
 struct relay {
 	SSL *ssl;
-	int client_fd;
 	int backend_fd;
 	unsigned state;			/* RELAY_* flags in relay.c */
 	struct relay_pending to_backend;
@@ -48,8 +47,8 @@ struct relay {
 					 * thread's next relay_run() */
 };
 
-/** relay_init(r, ssl, client_fd, backend_fd): start relaying; owns nothing. */
-void relay_init(struct relay *r, SSL *ssl, int client_fd, int backend_fd);
+/** relay_init(r, ssl, backend_fd): start relaying; owns nothing. */
+void relay_init(struct relay *r, SSL *ssl, int backend_fd);
 
 /**
  * relay_run(r, scratch, len, wants): move as much as possible without
