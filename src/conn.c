@@ -252,6 +252,7 @@ on_backend_connected(int fd, const char *why, void *arg)
 	if (c->service->proxy_protocol != PROXY_PROTOCOL_OFF && queue_proxy_header(c) != 0) {
 		log_warning("%s %s: cannot build the PROXY protocol header", c->service->name,
 		    c->peer);
+		SSL_shutdown(c->ssl);
 		conn_free(c);
 		return;
 	}

@@ -70,10 +70,10 @@ relay_release(struct relay *r)
 static int
 pending_keep(struct relay_pending *p, const unsigned char *data, size_t len)
 {
-	if ((p->data = malloc(len)) == NULL)
+	if (len > UINT32_MAX || (p->data = malloc(len)) == NULL)
 		return -1;
 	memcpy(p->data, data, len);
-	p->len = len;
+	p->len = (uint32_t)len;
 	p->off = 0;
 	return 0;
 }
@@ -81,15 +81,16 @@ pending_keep(struct relay_pending *p, const unsigned char *data, size_t len)
 int
 relay_queue_to_backend(struct relay *r, const unsigned char *data, size_t len)
 {
-	if (r->to_backend.data != NULL)
+	if (r->to_backend.data != NULL || pending_keep(&r->to_backend, data, len) != 0)
 		return -1;
-	return pending_keep(&r->to_backend, data, len);
+	r->header_left = (uint32_t)len;
+	return 0;
 }
 
 static void
 pending_consume(struct relay_pending *p, size_t n)
 {
-	p->off += n;
+	p->off += (uint32_t)n;
 	if (p->off == p->len) {
 		free(p->data);
 		p->data = NULL;
@@ -133,6 +134,16 @@ backend_may_answer(struct relay *r)
 	r->state &= ~(unsigned)BACKEND_DRAINED;
 }
 
+/* Count ${n} bytes sent to the backend, less those of our own header. */
+static void
+count_to_backend(struct relay *r, size_t n)
+{
+	size_t ours = n < r->header_left ? n : r->header_left;
+
+	r->header_left -= (uint32_t)ours;
+	r->bytes_to_backend += (uint64_t)(n - ours);
+}
+
 /* Write data to the backend; keep what it does not take. */
 static enum step
 write_backend(struct relay *r, const unsigned char *data, size_t len, int pending)
@@ -143,7 +154,7 @@ write_backend(struct relay *r, const unsigned char *data, size_t len, int pendin
 		n = 0;
 	else if (n < 0)
 		return fail(r, "backend write", strerror(errno));
-	r->bytes_to_backend += (uint64_t)n;
+	count_to_backend(r, (size_t)n);
 	if (n > 0)
 		backend_may_answer(r);
 	if (pending) {

@@ -31,14 +31,16 @@ enum relay_status {
 
 struct relay_pending {
 	unsigned char *data;	/* NULL when nothing is pending */
-	size_t len;
-	size_t off;
+	uint32_t len;		/* at most a scratch buffer or a PROXY header */
+	uint32_t off;
 };
 
 struct relay {
 	SSL *ssl;
 	int backend_fd;
 	unsigned state;			/* RELAY_* flags in relay.c */
+	uint32_t header_left;		/* bytes of a queued PROXY header still
+					 * to send: not the client's, not counted */
 	struct relay_pending to_backend;
 	struct relay_pending to_client;
 	uint64_t bytes_to_backend;
@@ -61,7 +63,8 @@ enum relay_status relay_run(struct relay *r, unsigned char *scratch, size_t len,
 /**
  * relay_queue_to_backend(r, data, len): send ${data} to the backend before
  * anything the client sends (a PROXY protocol header); call before the
- * first relay_run().  0, or -1 when out of memory.
+ * first relay_run().  These bytes are not counted in bytes_to_backend.
+ * 0, or -1 when out of memory or when ${len} is over 4 GiB.
  */
 int relay_queue_to_backend(struct relay *r, const unsigned char *data, size_t len);
 

@@ -115,4 +115,54 @@ def _():
           "the log names a client certificate that was never asked for")
 
 
+def big_client_cert(name, names):
+    """A client certificate from the test CA with ${names} DNS names, so
+    large that it cannot go into a PROXY v2 header (at most 64 KiB)."""
+    d = os.path.dirname(cert("ca.pem"))
+    conf = os.path.join(d, name + ".cnf")
+    with open(conf, "w") as f:
+        f.write("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = %s\n"
+                "[ext]\nextendedKeyUsage = clientAuth\nsubjectAltName = @alt\n[alt]\n" % name)
+        for i in range(names):
+            f.write("DNS.%d = device-%05d.clients.example.com\n" % (i + 1, i))
+    key, csr, pem = (os.path.join(d, name + ext) for ext in (".key", ".csr", ".pem"))
+    for cmd in (["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", key],
+                ["req", "-new", "-config", conf, "-key", key, "-out", csr],
+                ["x509", "-req", "-in", csr, "-CA", cert("ca.pem"), "-CAkey", cert("ca.key"),
+                 "-days", "2", "-extfile", conf, "-extensions", "ext", "-out", pem]):
+        tplib.run([tplib.OPENSSL] + cmd, check_rc=0)
+    return pem
+
+
+@case("PROXY v2 with the client certificate, one too large for the header: "
+      "close_notify, logged, nothing sent to the backend")
+def _():
+    pem = big_client_cert("bigclient", 2400)
+    size = os.path.getsize(pem) * 3 // 4
+    check(size > 65536, "the certificate is only about %d bytes" % size)
+    backend = EchoBackend()
+    port = free_port()
+    d = Daemon(make_conf(listener_conf("big", port, backend.port, verify_client="require",
+                                       client_ca=cert("ca.pem"), proxy_protocol="v2",
+                                       proxy_protocol_client_cert=True))).start()
+    c = TLSClient(port, TLS13, client_cert="bigclient")
+    c.send(b"must not arrive")
+    check_eq(c.recv_all(), b"", "data")
+    check(c.got_close_notify, "closed without a close_notify")
+    d.wait_log(r"big 127\.0\.0\.1:%d: cannot build the PROXY protocol header"
+               % c.sock.getsockname()[1])
+    time.sleep(0.3)
+    for rec in backend.conns:
+        check_eq(rec.nreceived, 0, "bytes at the backend")
+    # A client with a normal certificate goes through, header and all.
+    c = TLSClient(port, TLS13, client_cert="client")
+    c.send(b"normal")
+    tplib.wait_until(lambda: backend.conns and
+                     bytes(backend.conns[-1].received).endswith(b"normal"), 5,
+                     "the normal client's bytes at the backend")
+    check(bytes(backend.conns[-1].received).startswith(b"\r\n\r\n\0\r\nQUIT\n"),
+          "no PROXY v2 signature before them")
+
+
 tplib.main()
