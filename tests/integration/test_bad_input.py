@@ -274,8 +274,8 @@ def full_accept_queue():
 def _():
     lsock, filler = full_accept_queue()
     port = free_port()
-    d = Daemon(make_conf([listener_conf("slow", port, lsock.getsockname()[1],
-                                        connect_timeout="10s")])).start()
+    Daemon(make_conf([listener_conf("slow", port, lsock.getsockname()[1],
+                                    connect_timeout="10s")])).start()
     c = TLSClient(port, TLS13)
     time.sleep(0.5)     # the proxy's SYN is dropped; its connect is in progress
     lsock.settimeout(5)

@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
 from tplib import (TLS12, TLS13, Backend, Daemon, EchoBackend, Failure, Skip,  # noqa: E402
                    TLSClient, case, cert, check, check_eq, client_context, defer,
-                   diag, free_port, listener_conf, make_conf, pattern_chunks, popen,
-                   port_open, run, s_client, tmpfile, wait_until)
+                   diag, free_port, listener_conf, make_conf, pattern_chunks, run,
+                   s_client, tmpfile, wait_until)
 
 EX_CONFIG = 78
 
@@ -773,15 +773,8 @@ class HAProxy:
         rc, out, err = run([exe, "-c", "-f", self.conf])
         check_eq(rc, 0, "haproxy -c:\n%s%s" % (out, err))
         self.log_path = tmpfile("haproxy-%d.log" % self.port)
-        with open(self.log_path, "wb") as logf:
-            self.proc = popen([exe, "-db", "-f", self.conf], stdout=logf,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-        defer(self.stop)
-        deadline = time.monotonic() + 10
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise Failure("haproxy did not start:\n" + self.log())
-            time.sleep(0.05)
+        self.proc = tplib.start_server([exe, "-db", "-f", self.conf], self.port,
+                                       self.log_path, "haproxy")
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -795,14 +788,7 @@ class HAProxy:
         return dict(kv.split("=", 1) for kv in m.group(0).split()[1:])
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        check(self.proc.poll() is not None, "haproxy still running")
+        tplib.stop_process(self.proc, "haproxy")
 
 
 def through_haproxy(version_setting):
