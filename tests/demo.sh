@@ -9,7 +9,11 @@
 # and its temporary files are removed on exit.
 #
 # DEMO_NONINTERACTIVE=1: exit 0 right after the round trip (for tests).
+# DEMO_CERTS=DIR: keep the demo certificates there instead of SRCDIR/certs.
 # MOSQUITTO, OPENSSL: the programs to use (default: found on PATH).
+#
+# tlsproxy runs as whoever starts the demo.  Started as root, it is given
+# -r, since the demo has no user to drop to; a real deployment sets user.
 set -eu
 
 usage() {
@@ -19,7 +23,7 @@ usage() {
 [ $# -eq 2 ] || usage
 bin=$1
 srcdir=$2
-certs=$srcdir/certs
+certs=${DEMO_CERTS:-$srcdir/certs}
 openssl=${OPENSSL:-openssl}
 topic=tlsproxy/demo
 
@@ -157,7 +161,10 @@ listeners = (
 );
 EOF
 "$bin" -t -c "$tmp/tlsproxy.conf" || die "the demo config does not pass tlsproxy -t"
-"$bin" -c "$tmp/tlsproxy.conf" &
+stay_root=
+[ "$(id -u)" != 0 ] || stay_root=-r
+# shellcheck disable=SC2086 # stay_root is empty or one word
+"$bin" -c "$tmp/tlsproxy.conf" $stay_root &
 proxy_pid=$!
 wait_port "$tls_port" "$proxy_pid" tlsproxy /dev/null
 

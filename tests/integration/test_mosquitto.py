@@ -110,6 +110,16 @@ def _():
     check(rc != 0, "mosquitto_pub without a client certificate succeeded")
 
 
+@case("make demo's script: mosquitto behind tlsproxy, one message through, exit 0")
+def _():
+    env = dict(os.environ, DEMO_NONINTERACTIVE="1", MOSQUITTO=tplib.MOSQUITTO,
+               DEMO_CERTS=tplib.tmpfile("demo-certs"))
+    rc, out, err = tplib.run(["sh", os.path.join(tplib.TOP_SRCDIR, "tests", "demo.sh"),
+                              tplib.TLSPROXY, tplib.TOP_SRCDIR], timeout=90, env=env)
+    check_eq(rc, 0, "demo.sh status; output:\n%s%s\n" % (out[-1500:], err[-1500:]))
+    tplib.check_match(r"received it on \S+ over TLS via tlsproxy", out, "demo output")
+
+
 if tplib.MOSQUITTO == "no" or not os.access(tplib.MOSQUITTO, os.X_OK):
     tplib.skip_all("mosquitto is not installed (MOSQUITTO=%s)" % tplib.MOSQUITTO)
 if not SUB or not PUB:
