@@ -235,12 +235,7 @@ class ProxyBackend(Backend):
         rec.incomplete = False
         if len(buf) > n:
             conn.sendall(bytes(buf[n:]))
-        while True:
-            data = self.read_some(conn, rec)
-            if not data:
-                break
-            conn.sendall(data)
-        conn.shutdown(socket.SHUT_WR)
+        self.echo_to_eof(conn, rec)
 
     def header(self, i=-1, timeout=10):
         """header(i): the parsed header of connection ${i} (the latest by

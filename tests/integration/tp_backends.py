@@ -101,6 +101,15 @@ class Backend:
         while self.read_some(conn, rec):
             pass
 
+    def echo_to_eof(self, conn, rec):
+        """echo_to_eof(conn, rec): send back everything read, then FIN at EOF."""
+        while True:
+            data = self.read_some(conn, rec)
+            if not data:
+                break
+            conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+
     def handle(self, conn, rec):
         raise NotImplementedError
 
@@ -137,12 +146,7 @@ class EchoBackend(Backend):
     def handle(self, conn, rec):
         if self.greeting:
             conn.sendall(self.greeting)
-        while True:
-            data = self.read_some(conn, rec)
-            if not data:
-                break
-            conn.sendall(data)
-        conn.shutdown(socket.SHUT_WR)
+        self.echo_to_eof(conn, rec)
 
 
 class GreetHalfCloseBackend(Backend):
