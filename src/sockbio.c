@@ -1,11 +1,13 @@
 /*
- * sockbio: a socket BIO that skips reads it knows would find nothing, and
- * notices a client that has gone.  See sockbio.h for why either is safe.
+ * sockbio: a socket BIO that holds small writes until the connection
+ * flushes them, skips reads it knows would find nothing, and notices a
+ * client that has gone.  See sockbio.h for why each is safe.
  *
  * OpenSSL asks for a whole buffer when read-ahead is on, so a short read
  * means the kernel had nothing more queued at that moment.  Without this,
  * every handshake flight and every relayed record ends with a read(2) that
- * returns EAGAIN.
+ * returns EAGAIN.  OpenSSL also writes each record as soon as it is made;
+ * holding them is what lets a handler's records leave in one send.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -98,7 +100,7 @@ send_with_held(struct sockbio_state *st, const char *buf, size_t len)
 {
 	size_t left = st->held != NULL ? (size_t)(st->held_len - st->held_off) : 0;
 	struct iovec iov[2] = {
-		{ .iov_base = st->held + st->held_off, .iov_len = left },
+		{ .iov_base = left > 0 ? st->held + st->held_off : NULL, .iov_len = left },
 		{ .iov_base = (void *)buf, .iov_len = len },
 	};
 	struct msghdr msg = {
