@@ -265,9 +265,10 @@ on_backend_connected(int fd, const char *why, void *arg)
 /*
  * A client that reset right after its Finished (a health check, a device
  * that lost its network) and sent nothing to forward: the backend need not
- * accept a connection for nobody.  Its session stays in the cache
- * (conn_free), so it can still resume.  Data it sent before it left may sit
- * in OpenSSL's buffer or still in the kernel's: either way it is relayed.
+ * accept a connection for nobody.  It shows by a failed write of our last
+ * handshake flight or tickets, so it never got them.  Data it sent before
+ * it left may sit in OpenSSL's buffer or still in the kernel's: either way
+ * it is relayed.
  */
 static int
 client_left_silently(struct conn *c)
