@@ -151,35 +151,55 @@ same_address(const struct hostport *a, const struct hostport *b)
 	return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
 }
 
-/* A reload may change everything but where we listen. */
+/*
+ * A reload may change everything but where we listen: every difference is
+ * added to ${errs} as "FILE:LINE: setting: ...", naming the file the
+ * listener stands in (an @include'd one, perhaps).
+ */
 static int
-listeners_unchanged(struct server *srv, const struct settings *s)
+listeners_unchanged(struct server *srv, const struct settings *s, struct config_errors *errs)
 {
-	int ok = s->nlisteners == srv->nlisteners;
+	char name[48], addr[ADDR_TEXT_MAX];
+	int ok = 1;
 
 	for (size_t i = 0; i < s->nlisteners; i++) {
-		struct listener *l = find_listener(srv, s->listeners[i].name);
+		const struct listener_settings *ls = &s->listeners[i];
+		struct listener *l = find_listener(srv, ls->name);
 
+		snprintf(name, sizeof(name), "listeners[%zu]", i);
 		if (l == NULL) {
-			log_error("reload refused: %s:%d: listener \"%s\" is new; adding listeners"
-			    " needs a restart", s->path, s->listeners[i].where.line,
-			    s->listeners[i].name);
+			config_errors_add(errs, ls->where.file, ls->where.line, name,
+			    "listener \"%s\" is new (adding a listener needs a restart)",
+			    ls->name);
 			ok = 0;
-		} else if (!same_address(listener_address(l), &s->listeners[i].listen)) {
-			log_error("reload refused: %s:%d: listener \"%s\": listen address changed;"
-			    " that needs a restart", s->path, s->listeners[i].where.line,
-			    s->listeners[i].name);
+		} else if (!same_address(listener_address(l), &ls->listen)) {
+			config_errors_add(errs, ls->where.file, ls->where.line, name,
+			    "listener \"%s\": listen address changed (that needs a restart)",
+			    ls->name);
 			ok = 0;
 		}
 	}
-	if (s->nlisteners != srv->nlisteners)
-		log_error("reload refused: the set of listeners changed; that needs a restart");
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		const char *running = listener_name(srv->listeners[i]);
+		size_t j;
+
+		for (j = 0; j < s->nlisteners; j++)
+			if (strcmp(s->listeners[j].name, running) == 0)
+				break;
+		if (j < s->nlisteners)
+			continue;
+		addr_format((const struct sockaddr *)&listener_address(srv->listeners[i])->sa,
+		    addr, sizeof(addr));
+		config_errors_add(errs, s->path, 0, "listeners", "listener \"%s\" on %s is "
+		    "gone (removing a listener needs a restart)", running, addr);
+		ok = 0;
+	}
 	return ok;
 }
 
 /* Nor where metrics are served, nor whether they are. */
 static int
-metrics_unchanged(struct server *srv, const struct settings *s)
+metrics_unchanged(struct server *srv, const struct settings *s, struct config_errors *errs)
 {
 	const struct settings *old = srv->settings;
 	char was[ADDR_TEXT_MAX], now[ADDR_TEXT_MAX];
@@ -190,17 +210,15 @@ metrics_unchanged(struct server *srv, const struct settings *s)
 	    same_address(&old->metrics, &s->metrics))
 		return 1;
 	snprintf(was, sizeof(was), "off");
-	snprintf(now, sizeof(now), "off");
 	if (old->metrics_enabled)
 		addr_format((const struct sockaddr *)&old->metrics.sa, was, sizeof(was));
 	if (s->metrics_enabled)
-		addr_format((const struct sockaddr *)&s->metrics.sa, now, sizeof(now));
-	if (s->metrics_enabled)
-		log_error("reload refused: %s:%d: metrics: %s instead of %s; that needs a restart",
-		    s->metrics_where.file, s->metrics_where.line, now, was);
+		config_errors_add(errs, s->metrics_where.file, s->metrics_where.line, "metrics",
+		    "%s instead of %s (that needs a restart)", addr_format((const struct
+		    sockaddr *)&s->metrics.sa, now, sizeof(now)), was);
 	else
-		log_error("reload refused: %s: metrics: off instead of %s; that needs a restart",
-		    s->path, was);
+		config_errors_add(errs, s->path, 0, "metrics", "off instead of %s (that needs "
+		    "a restart)", was);
 	return 0;
 }
 
@@ -214,17 +232,17 @@ server_reload(struct server *srv)
 
 	log_info("reload: reading %s", srv->path);
 	notify_reloading();
-	if ((s = settings_load(srv->path, &errs)) == NULL) {
-		log_errors("reload refused: ", &errs);
+	if ((s = settings_load(srv->path, &errs)) == NULL)
+		goto refused;
+	/* Both checks run, so that one reload names every difference. */
+	if (!listeners_unchanged(srv, s, &errs) + !metrics_unchanged(srv, s, &errs) > 0)
+		goto refused;
+	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL) {
+		config_errors_add(&errs, s->path, 0, NULL, "out of memory");
 		goto refused;
 	}
-	if (!listeners_unchanged(srv, s) || !metrics_unchanged(srv, s))
+	if (build_services(s, svcs, &errs) != 0)
 		goto refused;
-	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL ||
-	    build_services(s, svcs, &errs) != 0) {
-		log_errors("reload refused: ", &errs);
-		goto refused;
-	}
 	for (size_t i = 0; i < s->nlisteners; i++) {
 		listener_set_service(find_listener(srv, s->listeners[i].name), svcs[i]);
 		svcs[i] = NULL;	/* the listener owns it now */
@@ -247,6 +265,7 @@ server_reload(struct server *srv)
 	notify_ready("reloaded; serving");
 	goto done;
 refused:
+	log_errors("reload refused: ", &errs);
 	stats_add(STAT_RELOAD_FAILED, 1);
 	metrics_set_reload(srv->metrics, 0);
 	/* Still serving the old configuration: say so, with the first reason. */

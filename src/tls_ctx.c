@@ -231,5 +231,9 @@ tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
 void
 tls_ctx_expire_sessions(SSL_CTX *ctx)
 {
+#ifdef HAVE_SSL_CTX_FLUSH_SESSIONS_EX
+	SSL_CTX_flush_sessions_ex(ctx, time(NULL));
+#else
 	SSL_CTX_flush_sessions(ctx, (long)time(NULL));
+#endif
 }

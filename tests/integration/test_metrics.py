@@ -293,8 +293,8 @@ def _():
              "max_connections after the reload")
     for bad, why in ((conf(max_conn=779, broken=True), r"syntax error"),
                      (conf(max_conn=779, metrics_port=free_port()),
-                      r"metrics: 127\.0\.0\.1:\d+ instead of 127\.0\.0\.1:%d; that needs a "
-                      r"restart" % mport)):
+                      r"metrics: 127\.0\.0\.1:\d+ instead of 127\.0\.0\.1:%d \(that needs a "
+                      r"restart\)" % mport)):
         mark = d.mark()
         d.write_conf(bad)
         d.signal(signal.SIGHUP)

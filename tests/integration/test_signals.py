@@ -15,7 +15,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
 from tplib import (TLS12, TLS13, TLSClient, Daemon, EchoBackend, case,  # noqa: E402
-                   cert, check, check_eq, free_port, listener_conf, make_conf)
+                   cert, check, check_eq, defer, free_port, listener_conf, make_conf)
 
 
 def subject(port, version=TLS13):
@@ -103,6 +103,29 @@ def _():
     reload(d, make_conf(listener_conf("mqtt", port, backend.port, cert_name="server2")))
     check("O=reloaded" in subject(port), "a good config after a bad one was not applied")
     old.roundtrip(b"still here")
+
+
+@case("SIGHUP moving a listener of an @include'd file, dropping another: refused, "
+      "each named where it stands")
+def _():
+    backend = EchoBackend()
+    mqtt, other = free_port(), free_port()
+    d = Daemon(make_conf([listener_conf("mqtt", mqtt, backend.port),
+                          listener_conf("other", other, backend.port)])).start()
+    inc = os.path.join(os.path.dirname(d.conf_path), "%s-listeners.conf" % d.name)
+    with open(inc, "w") as f:
+        f.write("# listeners\n" + listener_conf("mqtt", free_port(), backend.port) + "\n")
+    defer(os.unlink, inc)
+    mark = reload(d, make_conf('@include "%s"' % os.path.basename(inc)))
+    moved = d.wait_log(r"reload refused: (\S+):(\d+): listeners\[0\]: listener \"mqtt\": listen "
+                       r"address changed \(that needs a restart\)", 5, since=mark)
+    check_eq(moved.group(1), inc, "the file named for the moved listener")
+    check_eq(int(moved.group(2)), 2, "the line of the moved listener in its file")
+    d.wait_log(r"reload refused: %s: listeners: listener \"other\" on 127\.0\.0\.1:%d is gone "
+               r"\(removing a listener needs a restart\)" % (re.escape(d.conf_path), other),
+               5, since=mark)
+    for port in (mqtt, other):
+        TLSClient(port, TLS13).roundtrip(b"the old config serves")
 
 
 @case("SIGHUP with a certificate that does not match its key: old config serves")
