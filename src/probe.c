@@ -5,7 +5,9 @@
  * full handshake on the first endpoint (for TLS 1.3, wait for the
  * NewSessionTicket, which comes after the handshake), then resume on the
  * second endpoint (or the first again), and print one line per case.
- * Exit 0 when every case resumed, 1 when one did not, 2 on errors.
+ * Session IDs live in one node's cache: across two different endpoints the
+ * session-ID case is reported as node-local and left out of the exit status.
+ * Exit 0 when every counted case resumed, 1 when one did not, 2 on errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,21 +33,25 @@
 #define EXIT_ERROR 2
 
 struct probe_case {
+	const char *name;	/* as in --cases */
 	const char *label;
 	int version;		/* TLS1_2_VERSION or TLS1_3_VERSION */
-	int tickets;		/* 0: session IDs only */
+	int tickets;		/* 0: session IDs only, which stay on one node */
 };
 
 static const struct probe_case cases[] = {
-	{ "TLSv1.2 ticket    ", TLS1_2_VERSION, 1 },
-	{ "TLSv1.2 session ID", TLS1_2_VERSION, 0 },
-	{ "TLSv1.3 ticket    ", TLS1_3_VERSION, 1 },
+	{ "ticket12", "TLSv1.2 ticket    ", TLS1_2_VERSION, 1 },
+	{ "id12", "TLSv1.2 session ID", TLS1_2_VERSION, 0 },
+	{ "ticket13", "TLSv1.3 ticket    ", TLS1_3_VERSION, 1 },
 };
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
 
 struct options {
 	const char *ca;
 	const char *servername;
 	int timeout_ms;
+	unsigned selected;	/* bit i: run cases[i] */
+	int two_addresses;		/* two different endpoints: session IDs are not counted */
 	struct hostport endpoints[2];
 	const char *names[2];
 };
@@ -64,7 +71,7 @@ static void
 usage(FILE *out)
 {
 	fprintf(out, "usage: tlsproxy-probe [--ca FILE] [--servername NAME] [--timeout SECONDS]"
-	    " HOST:PORT [HOST2:PORT]\n");
+	    " [--cases LIST] HOST:PORT [HOST2:PORT]\n");
 }
 
 static int
@@ -240,13 +247,29 @@ done:
 	return rc;
 }
 
+/* The result column of a case that does not count: say what happened anyway. */
+static const char *
+node_local_result(int rc)
+{
+	if (rc == 0)
+		return "node-local: resumed, though not expected to across nodes:"
+		    " do both addresses reach one node? (not counted)";
+	return "node-local: full handshake, not expected to resume across nodes (not counted)";
+}
+
+/*
+ * Run ${pc} from the first endpoint to the second and print its line.
+ * Returns 0 resumed, EXIT_NOT_RESUMED or EXIT_ERROR; a session-ID case
+ * across two nodes returns 0 unless it failed.
+ */
 static int
-run_case(const struct probe_case *pc, const struct options *o, int second)
+run_case(const struct probe_case *pc, const struct options *o)
 {
 	SSL_CTX *ctx = client_ctx(pc, o);
 	SSL_SESSION *first = NULL;
 	char why[320] = "";
-	int rc = EXIT_ERROR, r;
+	int rc = EXIT_ERROR, r, counted = pc->tickets || !o->two_addresses;
+	const char *result;
 
 	if (ctx == NULL) {
 		snprintf(why, sizeof(why), "cannot set up TLS");
@@ -266,18 +289,84 @@ run_case(const struct probe_case *pc, const struct options *o, int second)
 		snprintf(why, sizeof(why), " (%s issued no ticket)", o->names[0]);
 		goto report;
 	}
-	if ((r = connect_once(ctx, o, second, first, why, sizeof(why))) < 0)
+	if ((r = connect_once(ctx, o, 1, first, why, sizeof(why))) < 0)
 		goto report;
 	rc = r == 1 ? 0 : EXIT_NOT_RESUMED;
 report:
-	printf("%s  %s -> %s  %s%s\n", pc->label, o->names[0], o->names[second],
-	    rc == 0 ? "resumed" : rc == EXIT_NOT_RESUMED ? "NOT resumed" : "failed: ",
+	if (rc == EXIT_ERROR)
+		result = "failed: ";
+	else if (!counted)
+		result = node_local_result(rc);
+	else
+		result = rc == 0 ? "resumed" : "NOT resumed";
+	printf("%s  %s -> %s  %s%s\n", pc->label, o->names[0], o->names[1], result,
 	    rc == 0 ? "" : why);
 	SSL_SESSION_free(first);
 	SSL_SESSION_free(received);
 	received = NULL;
 	SSL_CTX_free(ctx);
-	return rc;
+	return counted || rc == EXIT_ERROR ? rc : 0;
+}
+
+/* "ticket12,id12" as a bit per case of cases[]; -1 with a message if a name is unknown. */
+static int
+parse_cases(const char *list, unsigned *selected)
+{
+	const char *p = list, *end;
+	size_t len, i;
+
+	*selected = 0;
+	for (;;) {
+		if ((end = strchr(p, ',')) == NULL)
+			end = p + strlen(p);
+		len = (size_t)(end - p);
+		for (i = 0; i < NCASES; i++)
+			if (strlen(cases[i].name) == len && strncmp(cases[i].name, p, len) == 0)
+				break;
+		if (i == NCASES) {
+			if (len == 0)
+				fprintf(stderr, "tlsproxy-probe: --cases %s: an empty name", list);
+			else
+				fprintf(stderr, "tlsproxy-probe: --cases %s: unknown case \"%.*s\"",
+				    list, (int)len, p);
+			fprintf(stderr, " (one or more of");
+			for (i = 0; i < NCASES; i++)
+				fprintf(stderr, "%s %s", i > 0 ? "," : "", cases[i].name);
+			fprintf(stderr, ", separated by commas)\n");
+			return -1;
+		}
+		*selected |= 1u << i;
+		if (*end == '\0')
+			return 0;
+		p = end + 1;
+	}
+}
+
+/*
+ * Do ${a} and ${b} name the same endpoint?  Literals compare as addresses,
+ * names without regard to case; a name never matches a literal (no DNS).
+ */
+static int
+same_endpoint(const struct hostport *a, const struct hostport *b)
+{
+	if (a->port != b->port || a->numeric != b->numeric)
+		return 0;
+	if (a->numeric)
+		return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+	return strcasecmp(a->host, b->host) == 0;
+}
+
+/* Does ${o} leave at least one case that counts?  If not, say why. */
+static int
+counts_something(const struct options *o)
+{
+	for (size_t i = 0; i < NCASES; i++)
+		if ((o->selected & (1u << i)) && (cases[i].tickets || !o->two_addresses))
+			return 1;
+	fprintf(stderr, "tlsproxy-probe: --cases id12 across two addresses counts nothing:"
+	    " session IDs are node-local, not expected to resume across nodes; add ticket12"
+	    " or ticket13, or probe one address\n");
+	return 0;
 }
 
 static int
@@ -287,6 +376,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "ca", required_argument, NULL, 'c' },
 		{ "servername", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "cases", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -295,6 +385,7 @@ parse_args(int argc, char **argv, struct options *o)
 	int opt, n;
 
 	o->timeout_ms = 5000;
+	o->selected = (1u << NCASES) - 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -312,6 +403,10 @@ parse_args(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->timeout_ms = (int)secs * 1000;
+			break;
+		case 'C':
+			if (parse_cases(optarg, &o->selected) != 0)
+				return -1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -334,7 +429,8 @@ parse_args(int argc, char **argv, struct options *o)
 		o->names[1] = o->names[0];
 		o->endpoints[1] = o->endpoints[0];
 	}
-	return 0;
+	o->two_addresses = !same_endpoint(&o->endpoints[0], &o->endpoints[1]);
+	return counts_something(o) ? 0 : -1;
 }
 
 int
@@ -347,8 +443,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_ERROR;
 	}
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		rc = run_case(&cases[i], &o, 1);
+	for (size_t i = 0; i < NCASES; i++) {
+		if (!(o.selected & (1u << i)))
+			continue;
+		rc = run_case(&cases[i], &o);
 		if (rc > worst)
 			worst = rc;
 	}

@@ -70,4 +70,18 @@ def _():
     check(not missing, "options not in OPTIONS: %s" % missing)
 
 
+@case("tlsproxy-probe.1 documents every option of the probe's usage line")
+def _():
+    _path, text = page("tlsproxy-probe.1")
+    probe = os.environ.get("TLSPROXY_PROBE") or os.path.join(BUILDDIR, "tlsproxy-probe")
+    rc, out, _err = run([probe, "-h"], check_rc=0)
+    opts = re.findall(r"\[--([a-z]+)", out)
+    check(opts, "no options in tlsproxy-probe -h:\n" + out)
+    documented = set(re.findall(r"^\.It Fl \\-([a-z]+)\b", text, re.M))
+    synopsis = set(re.findall(r"^\.Op Fl \\-([a-z]+)\b", text, re.M))
+    for where, have in (("options", documented), ("SYNOPSIS", synopsis)):
+        missing = [o for o in opts if o not in have]
+        check(not missing, "options not in the %s of tlsproxy-probe.1: %s" % (where, missing))
+
+
 tplib.main()

@@ -228,16 +228,21 @@ def py_ctx(version, no_ticket=False):
     return ctx
 
 
-def probe(*ports, timeout=5):
+PROBE_LINE = re.compile(r"^(TLSv1\.2 ticket|TLSv1\.2 session ID|TLSv1\.3 ticket)\s+\S+ -> \S+"
+                        r"\s+(resumed|NOT resumed|failed|node-local)", re.M)
+NODE_LOCAL = ("TLSv1.2 session ID  %s -> %s  node-local: full handshake, not expected to "
+              "resume across nodes (not counted)")
+
+
+def probe(*endpoints, timeout=5, cases=None):
+    """tlsproxy-probe on ${endpoints} (ports on 127.0.0.1, or "host:port"):
+    (exit status, {case: result} in the order printed, stdout + stderr)."""
+    args = ["--cases", cases] if cases is not None else []
     rc, out, err = run([PROBE, "--ca", cert("ca.pem"), "--servername", "localhost",
-                        "--timeout", str(timeout)] +
-                       ["127.0.0.1:%d" % p for p in ports], timeout=60)
-    lines = {}
-    for l in out.splitlines():
-        m = re.match(r"^(TLSv1\.2 ticket|TLSv1\.2 session ID|TLSv1\.3 ticket)\s+\S+ -> \S+"
-                     r"\s+(resumed|NOT resumed|failed)", l)
-        if m:
-            lines[m.group(1)] = m.group(2)
+                        "--timeout", str(timeout)] + args +
+                       [e if isinstance(e, str) else "127.0.0.1:%d" % e for e in endpoints],
+                       timeout=60)
+    lines = dict(m.groups() for m in PROBE_LINE.finditer(out))
     return rc, lines, out + err
 
 
@@ -327,17 +332,28 @@ def _():
           "C logged an error:\n" + c.log_since(c_mark))
 
 
-@case("tlsproxy-probe A B: tickets resume, session IDs (node-local) do not: exit 1; A A: exit 0")
-def _():
+def probe_nodes(tag):
+    """Nodes A and B with one seed and C with another, for tlsproxy-probe."""
     backend = EchoBackend()
-    seed = new_seed("probe")
-    a = node(tk(seed=seed.decode()), backend, "probeA")
-    b = node(tk(seed=seed.decode()), backend, "probeB")
-    c = node(tk(seed=new_seed("probe-other").decode()), backend, "probeC")
+    seed = new_seed(tag)
+    a = node(tk(seed=seed.decode()), backend, tag + "A")
+    b = node(tk(seed=seed.decode()), backend, tag + "B")
+    c = node(tk(seed=new_seed(tag + "-other").decode()), backend, tag + "C")
+    return a, b, c
+
+
+@case("tlsproxy-probe A B, same seed: tickets resume, the session-ID case is node-local and "
+      "not counted: exit 0; A A and A alone count it: exit 0; another seed: exit 1")
+def _():
+    a, b, c = probe_nodes("probe")
     rc, lines, out = probe(a.port, b.port)
-    check_eq(lines, {"TLSv1.2 ticket": "resumed", "TLSv1.2 session ID": "NOT resumed",
+    check_eq(lines, {"TLSv1.2 ticket": "resumed", "TLSv1.2 session ID": "node-local",
                      "TLSv1.3 ticket": "resumed"}, "probe A B:\n" + out)
-    check_eq(rc, 1, "probe A B exit status:\n" + out)
+    tplib.check_match("^" + re.escape(NODE_LOCAL % ("127.0.0.1:%d" % a.port,
+                                                    "127.0.0.1:%d" % b.port)) + "$",
+                      out, "probe A B")
+    check("NOT resumed" not in out, "probe A B says NOT resumed:\n" + out)
+    check_eq(rc, 0, "probe A B exit status:\n" + out)
     rc, lines, out = probe(a.port, a.port)
     check_eq(lines, {"TLSv1.2 ticket": "resumed", "TLSv1.2 session ID": "resumed",
                      "TLSv1.3 ticket": "resumed"}, "probe A A:\n" + out)
@@ -345,13 +361,62 @@ def _():
     rc, lines, out = probe(a.port)
     check_eq((rc, set(lines.values())), (0, {"resumed"}), "probe A:\n" + out)
     rc, lines, out = probe(a.port, c.port)
-    check_eq(lines, {"TLSv1.2 ticket": "NOT resumed", "TLSv1.2 session ID": "NOT resumed",
+    check_eq(lines, {"TLSv1.2 ticket": "NOT resumed", "TLSv1.2 session ID": "node-local",
                      "TLSv1.3 ticket": "NOT resumed"}, "probe A C (other seed):\n" + out)
     check_eq(rc, 1, "probe A C exit status:\n" + out)
     check_no_seed(out, "probe output")
     hs = [k for (_, v, k) in handshakes(b, 0)]
     check_eq(sorted(hs), sorted(["full handshake", "resumed (ticket)", "resumed (ticket)"]),
              "handshakes on B during probe A B")
+
+
+@case("tlsproxy-probe --cases: a subset, in the usual order; id12 counts on one address; "
+      "--cases id12 across two addresses, unknown and empty names: usage errors, exit 2")
+def _():
+    a, b, c = probe_nodes("cases")
+    rc, lines, out = probe(a.port, cases="id12")
+    check_eq((rc, lines), (0, {"TLSv1.2 session ID": "resumed"}), "probe --cases id12 A:\n" + out)
+    rc, lines, out = probe(a.port, a.port, cases="id12")
+    check_eq((rc, lines), (0, {"TLSv1.2 session ID": "resumed"}),
+             "probe --cases id12 A A:\n" + out)
+    rc, lines, out = probe(a.port, b.port, cases="ticket13,ticket12")
+    check_eq((rc, list(lines.items())), (0, [("TLSv1.2 ticket", "resumed"),
+                                             ("TLSv1.3 ticket", "resumed")]),
+             "probe --cases ticket13,ticket12 A B:\n" + out)
+    rc, lines, out = probe(a.port, c.port, cases="ticket13")
+    check_eq((rc, lines), (1, {"TLSv1.3 ticket": "NOT resumed"}),
+             "probe --cases ticket13 A C (other seed):\n" + out)
+    rc, lines, out = probe(a.port, c.port, cases="id12,ticket12")
+    check_eq((rc, lines), (1, {"TLSv1.2 ticket": "NOT resumed",
+                               "TLSv1.2 session ID": "node-local"}),
+             "probe --cases id12,ticket12 A C (other seed):\n" + out)
+
+    # Two spellings of one node are two addresses to the probe: its
+    # session ID resumes, which the line points out, and still does not count.
+    rc, lines, out = probe("localhost:%d" % a.port, a.port, cases="id12,ticket13")
+    check_eq((rc, lines), (0, {"TLSv1.2 session ID": "node-local", "TLSv1.3 ticket": "resumed"}),
+             "probe localhost:A 127.0.0.1:A:\n" + out)
+    tplib.check_match(r"node-local: resumed, though not expected to across nodes: do both "
+                      r"addresses reach one node\? \(not counted\)$", out, "probe output")
+
+    # Refused before any connection.
+    marks = dict((d, d.mark()) for d in (a, b))
+    for cases, endpoints, want in (
+            ("id12", (a.port, b.port), r"--cases id12 across two addresses counts nothing: "
+             r"session IDs are node-local.*add ticket12 or ticket13, or probe one address"),
+            ("id13", (a.port,), r'--cases id13: unknown case "id13" \(one or more of '
+             r"ticket12, id12, ticket13, separated by commas\)"),
+            ("ticket12,,id12", (a.port,), r"--cases ticket12,,id12: an empty name "
+             r"\(one or more of ticket12, id12, ticket13"),
+            ("", (a.port,), r"--cases : an empty name \(one or more of")):
+        rc, lines, out = probe(*endpoints, cases=cases)
+        check_eq((rc, lines), (2, {}), "probe --cases '%s':\n%s" % (cases, out))
+        tplib.check_match(r"^tlsproxy-probe: " + want, out, "probe --cases '%s'" % cases)
+        tplib.check_match(r"^usage: tlsproxy-probe .*\[--cases LIST\]", out,
+                          "probe --cases '%s'" % cases)
+    time.sleep(0.2)
+    for d, mark in marks.items():
+        check_eq(handshakes(d, mark), [], "handshakes on %s after refused command lines" % d.name)
 
 
 def wait_epoch_start(period, offset=0.05):
@@ -600,7 +665,7 @@ def _():
              ("resumed", "resumed"), "probe A A:\n" + out)
     check_eq(rc, 0 if lines.get("TLSv1.2 ticket") == "resumed" else 1, "probe A A exit status")
     rc, lines, out = probe(a.port, b.port)
-    check_eq(lines, {"TLSv1.2 ticket": "NOT resumed", "TLSv1.2 session ID": "NOT resumed",
+    check_eq(lines, {"TLSv1.2 ticket": "NOT resumed", "TLSv1.2 session ID": "node-local",
                      "TLSv1.3 ticket": "NOT resumed"}, "probe A B:\n" + out)
     check_eq(rc, 1, "probe A B exit status")
 
@@ -675,7 +740,9 @@ def _():
         (reused, _), hs = observe(d, py, src, ctx, t)
         check_eq((reused, hs[1]), (True, "resumed (ticket)"), "TLS 1.3 on the same listener")
     rc, lines, out = probe(pa, pb)
-    check_eq(set(lines.values()), {"NOT resumed"}, "probe alpha beta:\n" + out)
+    check_eq(lines, {"TLSv1.2 ticket": "NOT resumed", "TLSv1.2 session ID": "node-local",
+                     "TLSv1.3 ticket": "NOT resumed"}, "probe alpha beta:\n" + out)
+    check_eq(rc, 1, "probe alpha beta exit status:\n" + out)
 
 
 def nodejs_scenario(d, stateful, tag):
