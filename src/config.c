@@ -2,8 +2,10 @@
  * config: the settings themselves: what each one is, its default and its
  * range, and the checks that need more than one setting.  Reading,
  * locating and reporting are config_get's job; this file says only what
- * to read.  Nothing stops at the first error: the load fails at the end
- * if anything was reported.
+ * to read, and what it reads is all that is allowed: each group is closed
+ * after its last getter, and any member nothing asked for is unknown.
+ * Nothing stops at the first error: the load fails at the end if anything
+ * was reported.
  */
 #define _GNU_SOURCE
 
@@ -49,17 +51,6 @@ static const struct config_get_choice proxy_protocol_names[] = {
 static const struct config_get_choice protocol_names[] = {
 	{ "TLSv1.2", PROTO_TLS12 }, { "TLSv1.3", PROTO_TLS13 }, { NULL, 0 },
 };
-
-static const char *const top_names[] = { "user", "group", "workers", "log_level",
-	"shutdown_timeout", "session_cache", "tickets", "metrics", "listeners", NULL };
-static const char *const cache_names[] = { "size", "timeout", NULL };
-static const char *const ticket_names[] = { "mode", "seed", "seed_file",
-	"previous_seed", "previous_seed_file", "rotation_interval",
-	"decrypt_grace", "session_lifetime", "tls13_tickets", NULL };
-static const char *const listener_names[] = { "name", "listen", "backend",
-	"cert", "key", "client_ca", "protocols", "ciphers", "ciphersuites",
-	"verify_client", "handshake_timeout", "connect_timeout", "idle_timeout",
-	"max_connections", "proxy_protocol", "proxy_protocol_client_cert", NULL };
 
 /* Free a secret after overwriting it, so that it does not linger in the heap. */
 static void
@@ -126,7 +117,7 @@ check_seed_len(const struct config_get_group *g, const config_setting_t *st,
  * or "\r\n" is dropped, because editors and `base64` add one.
  */
 static int
-read_seed_file(const struct config_get_group *g, const char *name,
+read_seed_file(struct config_get_group *g, const char *name,
     unsigned char **seed, size_t *seedlen)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -189,7 +180,7 @@ err0:
 
 /* The bytes of inline seed ${name}, copied into a buffer we can wipe. */
 static int
-copy_seed(const struct config_get_group *g, const char *name, const char *text,
+copy_seed(struct config_get_group *g, const char *name, const char *text,
     unsigned char **seed, size_t *seedlen)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -211,7 +202,7 @@ copy_seed(const struct config_get_group *g, const char *name, const char *text,
  * Returns 0 if set, 1 if neither is, -1 after an error.
  */
 static int
-get_seed(const struct config_get_group *g, const char *iname,
+get_seed(struct config_get_group *g, const char *iname,
     const char *fname, unsigned char **seed, size_t *seedlen, char **seed_file)
 {
 	const config_setting_t *ist = config_get_member(g, iname);
@@ -256,7 +247,7 @@ get_seed(const struct config_get_group *g, const char *iname,
 
 /* Checks between ticket settings, each read already (rc -1: it was bad). */
 static void
-check_tickets(const struct config_get_group *g, const struct settings *s,
+check_tickets(struct config_get_group *g, const struct settings *s,
     int moderc, int rrc, int drc, int lrc)
 {
 	const struct ticket_settings *t = &s->tickets;
@@ -293,14 +284,13 @@ check_tickets(const struct config_get_group *g, const struct settings *s,
 }
 
 static void
-load_tickets(struct settings *s, const struct config_get_group *root)
+load_tickets(struct settings *s, struct config_get_group *root)
 {
 	struct ticket_settings *t = &s->tickets;
 	struct config_get_group g;
 	int grc, mode, moderc, seedrc, rrc, drc, lrc;
 
 	grc = config_get_open(&g, root, "tickets");
-	config_get_unknown(&g, ticket_names);
 	t->where = config_get_where(&g, NULL);
 
 	moderc = config_get_choice(&g, "mode", ticket_modes, TICKETS_STATELESS,
@@ -324,11 +314,12 @@ load_tickets(struct settings *s, const struct config_get_group *root)
 	    &t->session_lifetime);
 	check_tickets(&g, s, moderc, rrc, drc, lrc);
 	config_get_int(&g, "tls13_tickets", 0, 16, 2, &t->tls13_tickets);
+	config_get_close(&g);
 }
 
 /* Listener names appear in logs and stats: keep them short and plain. */
 static void
-get_name(const struct config_get_group *g, char **out)
+get_name(struct config_get_group *g, char **out)
 {
 	const char *allowed = "1 to 64 of the characters A-Z a-z 0-9 _ . -";
 	const config_setting_t *st = config_get_member(g, "name");
@@ -352,7 +343,7 @@ get_name(const struct config_get_group *g, char **out)
 }
 
 static void
-load_listener(const struct config_get_group *g, struct listener_settings *l)
+load_listener(struct config_get_group *g, struct listener_settings *l)
 {
 	const char *listen_allowed = "an IP address and port, such as "
 	    "\"0.0.0.0:8883\" or \"[::]:8883\"";
@@ -362,7 +353,6 @@ load_listener(const struct config_get_group *g, struct listener_settings *l)
 	char full[128];
 	int carc, vc, pp;
 
-	config_get_unknown(g, listener_names);
 	l->where = config_get_where(g, NULL);
 
 	get_name(g, &l->name);
@@ -415,6 +405,7 @@ load_listener(const struct config_get_group *g, struct listener_settings *l)
 		config_get_report(g, config_get_member(g, "proxy_protocol_client_cert"),
 		    config_get_name(g, "proxy_protocol_client_cert", full, sizeof(full)),
 		    "needs proxy_protocol = \"v2\" (version 1 has no room for it)");
+	config_get_close(g);
 }
 
 /* Report listener ${i} if its name or address repeats an earlier one's. */
@@ -460,7 +451,7 @@ check_duplicates(const struct config_get_group *root, const struct settings *s,
 }
 
 static void
-load_listeners(struct settings *s, const struct config_get_group *root)
+load_listeners(struct settings *s, struct config_get_group *root)
 {
 	const char *allowed = "a list of groups: listeners = ( { name = ...; "
 	    "listen = ...; backend = ...; cert = ...; } )";
@@ -511,7 +502,7 @@ default_workers(void)
  * read its keys.  Resolved now, so that a typo fails -t, not a start.
  */
 static void
-load_identity(struct settings *s, const struct config_get_group *root)
+load_identity(struct settings *s, struct config_get_group *root)
 {
 	struct config_where gwhere = { 0 };
 	struct passwd *pw;
@@ -548,7 +539,7 @@ load_identity(struct settings *s, const struct config_get_group *root)
  * with no resolver) and must not be a listener's address too.
  */
 static void
-load_metrics(struct settings *s, const struct config_get_group *root)
+load_metrics(struct settings *s, struct config_get_group *root)
 {
 	const char *allowed = "an IP address and port, such as \"127.0.0.1:9464\" "
 	    "or \"[::1]:9464\"";
@@ -578,12 +569,11 @@ load_metrics(struct settings *s, const struct config_get_group *root)
 }
 
 static void
-load_top(struct settings *s, const struct config_get_group *root)
+load_top(struct settings *s, struct config_get_group *root)
 {
 	struct config_get_group g;
 	int level;
 
-	config_get_unknown(root, top_names);
 	load_identity(s, root);
 	config_get_int(root, "workers", 1, WORKERS_MAX, default_workers(),
 	    &s->workers);
@@ -593,10 +583,10 @@ load_top(struct settings *s, const struct config_get_group *root)
 	    &s->shutdown_timeout);
 
 	config_get_open(&g, root, "session_cache");
-	config_get_unknown(&g, cache_names);
 	config_get_int(&g, "size", 0, 10000000, 20480, &s->session_cache_size);
 	config_get_duration(&g, "timeout", 1, DAY, 300,
 	    &s->session_cache_timeout);
+	config_get_close(&g);
 }
 
 /* --- The file ----------------------------------------------------------- */
@@ -678,6 +668,7 @@ settings_load(const char *path, struct config_errors *errs)
 	load_tickets(s, &root);
 	load_listeners(s, &root);
 	load_metrics(s, &root);
+	config_get_close(&root);
 	if (config_get_loader_finish(ld) == -1)	/* frees ld */
 		goto err1;
 
