@@ -31,6 +31,7 @@
 #define NAME_MAX_LEN	64
 #define WORKERS_MAX	256
 #define WINDOW_MAX	1000	/* rotation intervals within decrypt_grace */
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 static const struct config_get_choice log_levels[] = {
 	{ "error", LOG_LEVEL_ERROR }, { "warning", LOG_LEVEL_WARNING },
@@ -62,23 +63,63 @@ free_secret(unsigned char *p, size_t len)
 	free(p);
 }
 
+/*
+ * What a listener_settings points to: the strings it owns, and the
+ * positions that point into struct settings.  Freeing and copying walk
+ * these two lists, so a string or a position setting is named here once;
+ * every other field is plain data that a struct assignment copies.
+ */
+#define LISTENER_STRINGS(l) { &(l)->name, &(l)->cert, &(l)->key, \
+	&(l)->client_ca, &(l)->ciphers, &(l)->ciphersuites }
+#define LISTENER_WHERES(l) { &(l)->where, &(l)->cert_where, &(l)->key_where, \
+	&(l)->client_ca_where, &(l)->ciphers_where, &(l)->ciphersuites_where }
+
+void
+listener_settings_clear(struct listener_settings *l)
+{
+	char **strings[] = LISTENER_STRINGS(l);
+	size_t i;
+
+	for (i = 0; i < NELEM(strings); i++) {
+		free(*strings[i]);
+		*strings[i] = NULL;
+	}
+}
+
+int
+listener_settings_copy(struct listener_settings *to,
+    const struct listener_settings *from)
+{
+	char **strings[] = LISTENER_STRINGS(to);
+	struct config_where *wheres[] = LISTENER_WHERES(to);
+	size_t i;
+
+	*to = *from;
+	/* Positions name lines of files that only the load has read. */
+	for (i = 0; i < NELEM(wheres); i++)
+		*wheres[i] = (struct config_where){ NULL, 0 };
+	for (i = 0; i < NELEM(strings); i++) {
+		if (*strings[i] == NULL ||
+		    (*strings[i] = strdup(*strings[i])) != NULL)
+			continue;
+		/* The rest still point into ${from}: not ours to free. */
+		while (++i < NELEM(strings))
+			*strings[i] = NULL;
+		listener_settings_clear(to);
+		return -1;
+	}
+	return 0;
+}
+
 void
 settings_free(struct settings *s)
 {
-	struct listener_settings *l;
 	size_t i;
 
 	if (s == NULL)
 		return;
-	for (i = 0; i < s->nlisteners; i++) {
-		l = &s->listeners[i];
-		free(l->name);
-		free(l->cert);
-		free(l->key);
-		free(l->client_ca);
-		free(l->ciphers);
-		free(l->ciphersuites);
-	}
+	for (i = 0; i < s->nlisteners; i++)
+		listener_settings_clear(&s->listeners[i]);
 	free(s->listeners);
 	free_secret(s->tickets.seed, s->tickets.seed_len);
 	free_secret(s->tickets.previous_seed, s->tickets.previous_seed_len);

@@ -941,6 +941,41 @@ START_TEST(test_group_readable_key_allowed)
 }
 END_TEST
 
+START_TEST(test_listener_settings_copy)
+{
+	struct settings *s;
+	struct listener_settings copy;
+	char cert[4200];
+
+	s = tl_load_ok(TICKETS "listeners = ( { name = \"a\"; listen = "
+	    "\"127.0.0.1:1\"; backend = \"broker:2\"; cert = \"@DIR@/cert.pem\"; "
+	    "ciphers = \"ECDHE+AESGCM\"; idle_timeout = 60; proxy_protocol = "
+	    "\"v2\"; } );\n");
+	ck_assert_int_eq(listener_settings_copy(&copy, &s->listeners[0]), 0);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", tl_dir());
+	settings_free(s);	/* the copy needs none of it */
+
+	ck_assert_str_eq(copy.name, "a");
+	ck_assert_str_eq(copy.cert, cert);
+	ck_assert_str_eq(copy.key, cert);
+	ck_assert_str_eq(copy.ciphers, "ECDHE+AESGCM");
+	ck_assert_ptr_null(copy.client_ca);
+	ck_assert_str_eq(copy.backend.host, "broker");
+	ck_assert_int_eq(copy.backend.port, 2);
+	ck_assert_int_eq(copy.idle_timeout, 60);
+	ck_assert_int_eq(copy.handshake_timeout, 10);
+	ck_assert_int_eq(copy.proxy_protocol, PROXY_PROTOCOL_V2);
+	/* Positions name the files of a load that is over. */
+	ck_assert_ptr_null(copy.where.file);
+	ck_assert_ptr_null(copy.cert_where.file);
+	ck_assert_int_eq(copy.key_where.line, 0);
+	listener_settings_clear(&copy);
+	ck_assert_ptr_null(copy.name);
+	ck_assert_ptr_null(copy.ciphers);
+	listener_settings_clear(&copy);
+}
+END_TEST
+
 /* --- File-level errors and error collection ----------------------------- */
 
 START_TEST(test_syntax_error)
@@ -1195,6 +1230,7 @@ config_suite(void)
 	tcase_add_test(ok, test_group_readable_key_allowed);
 	tcase_add_test(ok, test_settings_free);
 	tcase_add_test(ok, test_metrics);
+	tcase_add_test(ok, test_listener_settings_copy);
 	suite_add_tcase(s, ok);
 
 	tcase_add_checked_fixture(seeds, setup, tl_teardown);
