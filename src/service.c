@@ -19,7 +19,6 @@ service_new(const struct settings *s, const struct listener_settings *ls,
 	/* From ${ls}, not the copy: its errors name the file and line. */
 	if ((svc->ctx = tls_ctx_new(s, ls, tk, errs)) == NULL)
 		goto err2;
-	svc->ticket_keys = tk != NULL ? ticket_keys_ref(tk) : NULL;
 	atomic_init(&svc->refs, 1);
 	return svc;
 
@@ -46,7 +45,6 @@ service_unref(struct service *svc)
 	if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	SSL_CTX_free(svc->ctx);
-	ticket_keys_unref(svc->ticket_keys);	/* after the context that uses it */
 	listener_settings_clear(&svc->settings);
 	free(svc);
 }

@@ -19,14 +19,14 @@ struct service {
 	atomic_int refs;
 	/* The listener's settings, copied: they outlive a reload's struct settings. */
 	struct listener_settings settings;
-	SSL_CTX *ctx;
-	struct ticket_keys *ticket_keys;	/* NULL unless tickets are stateless */
+	SSL_CTX *ctx;			/* holds its own reference to the ticket keys */
 };
 
 /**
  * service_new(s, ls, tk, errs): build the service of listener ${ls} of
- * ${s}, holding one reference (and one to the ticket keys ${tk}, which
- * may be NULL); NULL with the reasons in ${errs}.
+ * ${s}, holding one reference; NULL with the reasons in ${errs}.  ${tk}
+ * (NULL unless tickets are stateless) is installed in the TLS context,
+ * which takes its own reference.
  */
 struct service *service_new(const struct settings *s, const struct listener_settings *ls,
     struct ticket_keys *tk, struct config_errors *errs);
