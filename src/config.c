@@ -2,8 +2,10 @@
  * config: the settings themselves: what each one is, its default and its
  * range, and the checks that need more than one setting.  Reading,
  * locating and reporting are config_get's job; this file says only what
- * to read.  Nothing stops at the first error: the load fails at the end
- * if anything was reported.
+ * to read, and what it reads is all that is allowed: each group is closed
+ * after its last getter, and any member nothing asked for is unknown.
+ * Nothing stops at the first error: the load fails at the end if anything
+ * was reported.
  */
 #define _GNU_SOURCE
 
@@ -29,6 +31,7 @@
 #define NAME_MAX_LEN	64
 #define WORKERS_MAX	256
 #define WINDOW_MAX	1000	/* rotation intervals within decrypt_grace */
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 static const struct config_get_choice log_levels[] = {
 	{ "error", LOG_LEVEL_ERROR }, { "warning", LOG_LEVEL_WARNING },
@@ -50,17 +53,6 @@ static const struct config_get_choice protocol_names[] = {
 	{ "TLSv1.2", PROTO_TLS12 }, { "TLSv1.3", PROTO_TLS13 }, { NULL, 0 },
 };
 
-static const char *const top_names[] = { "user", "group", "workers", "log_level",
-	"shutdown_timeout", "session_cache", "tickets", "metrics", "listeners", NULL };
-static const char *const cache_names[] = { "size", "timeout", NULL };
-static const char *const ticket_names[] = { "mode", "seed", "seed_file",
-	"previous_seed", "previous_seed_file", "rotation_interval",
-	"decrypt_grace", "session_lifetime", "tls13_tickets", NULL };
-static const char *const listener_names[] = { "name", "listen", "backend",
-	"cert", "key", "client_ca", "protocols", "ciphers", "ciphersuites",
-	"verify_client", "handshake_timeout", "connect_timeout", "idle_timeout",
-	"max_connections", "proxy_protocol", "proxy_protocol_client_cert", NULL };
-
 /* Free a secret after overwriting it, so that it does not linger in the heap. */
 static void
 free_secret(unsigned char *p, size_t len)
@@ -71,23 +63,63 @@ free_secret(unsigned char *p, size_t len)
 	free(p);
 }
 
+/*
+ * What a listener_settings points to: the strings it owns, and the
+ * positions that point into struct settings.  Freeing and copying walk
+ * these two lists, so a string or a position setting is named here once;
+ * every other field is plain data that a struct assignment copies.
+ */
+#define LISTENER_STRINGS(l) { &(l)->name, &(l)->cert, &(l)->key, \
+	&(l)->client_ca, &(l)->ciphers, &(l)->ciphersuites }
+#define LISTENER_WHERES(l) { &(l)->where, &(l)->cert_where, &(l)->key_where, \
+	&(l)->client_ca_where, &(l)->ciphers_where, &(l)->ciphersuites_where }
+
+void
+listener_settings_clear(struct listener_settings *l)
+{
+	char **strings[] = LISTENER_STRINGS(l);
+	size_t i;
+
+	for (i = 0; i < NELEM(strings); i++) {
+		free(*strings[i]);
+		*strings[i] = NULL;
+	}
+}
+
+int
+listener_settings_copy(struct listener_settings *to,
+    const struct listener_settings *from)
+{
+	char **strings[] = LISTENER_STRINGS(to);
+	struct config_where *wheres[] = LISTENER_WHERES(to);
+	size_t i;
+
+	*to = *from;
+	/* Positions name lines of files that only the load has read. */
+	for (i = 0; i < NELEM(wheres); i++)
+		*wheres[i] = (struct config_where){ NULL, 0 };
+	for (i = 0; i < NELEM(strings); i++) {
+		if (*strings[i] == NULL ||
+		    (*strings[i] = strdup(*strings[i])) != NULL)
+			continue;
+		/* The rest still point into ${from}: not ours to free. */
+		while (++i < NELEM(strings))
+			*strings[i] = NULL;
+		listener_settings_clear(to);
+		return -1;
+	}
+	return 0;
+}
+
 void
 settings_free(struct settings *s)
 {
-	struct listener_settings *l;
 	size_t i;
 
 	if (s == NULL)
 		return;
-	for (i = 0; i < s->nlisteners; i++) {
-		l = &s->listeners[i];
-		free(l->name);
-		free(l->cert);
-		free(l->key);
-		free(l->client_ca);
-		free(l->ciphers);
-		free(l->ciphersuites);
-	}
+	for (i = 0; i < s->nlisteners; i++)
+		listener_settings_clear(&s->listeners[i]);
 	free(s->listeners);
 	free_secret(s->tickets.seed, s->tickets.seed_len);
 	free_secret(s->tickets.previous_seed, s->tickets.previous_seed_len);
@@ -126,7 +158,7 @@ check_seed_len(const struct config_get_group *g, const config_setting_t *st,
  * or "\r\n" is dropped, because editors and `base64` add one.
  */
 static int
-read_seed_file(const struct config_get_group *g, const char *name,
+read_seed_file(struct config_get_group *g, const char *name,
     unsigned char **seed, size_t *seedlen)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -189,7 +221,7 @@ err0:
 
 /* The bytes of inline seed ${name}, copied into a buffer we can wipe. */
 static int
-copy_seed(const struct config_get_group *g, const char *name, const char *text,
+copy_seed(struct config_get_group *g, const char *name, const char *text,
     unsigned char **seed, size_t *seedlen)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -211,7 +243,7 @@ copy_seed(const struct config_get_group *g, const char *name, const char *text,
  * Returns 0 if set, 1 if neither is, -1 after an error.
  */
 static int
-get_seed(const struct config_get_group *g, const char *iname,
+get_seed(struct config_get_group *g, const char *iname,
     const char *fname, unsigned char **seed, size_t *seedlen, char **seed_file)
 {
 	const config_setting_t *ist = config_get_member(g, iname);
@@ -256,7 +288,7 @@ get_seed(const struct config_get_group *g, const char *iname,
 
 /* Checks between ticket settings, each read already (rc -1: it was bad). */
 static void
-check_tickets(const struct config_get_group *g, const struct settings *s,
+check_tickets(struct config_get_group *g, const struct settings *s,
     int moderc, int rrc, int drc, int lrc)
 {
 	const struct ticket_settings *t = &s->tickets;
@@ -293,14 +325,13 @@ check_tickets(const struct config_get_group *g, const struct settings *s,
 }
 
 static void
-load_tickets(struct settings *s, const struct config_get_group *root)
+load_tickets(struct settings *s, struct config_get_group *root)
 {
 	struct ticket_settings *t = &s->tickets;
 	struct config_get_group g;
 	int grc, mode, moderc, seedrc, rrc, drc, lrc;
 
 	grc = config_get_open(&g, root, "tickets");
-	config_get_unknown(&g, ticket_names);
 	t->where = config_get_where(&g, NULL);
 
 	moderc = config_get_choice(&g, "mode", ticket_modes, TICKETS_STATELESS,
@@ -324,11 +355,12 @@ load_tickets(struct settings *s, const struct config_get_group *root)
 	    &t->session_lifetime);
 	check_tickets(&g, s, moderc, rrc, drc, lrc);
 	config_get_int(&g, "tls13_tickets", 0, 16, 2, &t->tls13_tickets);
+	config_get_close(&g);
 }
 
 /* Listener names appear in logs and stats: keep them short and plain. */
 static void
-get_name(const struct config_get_group *g, char **out)
+get_name(struct config_get_group *g, char **out)
 {
 	const char *allowed = "1 to 64 of the characters A-Z a-z 0-9 _ . -";
 	const config_setting_t *st = config_get_member(g, "name");
@@ -352,7 +384,7 @@ get_name(const struct config_get_group *g, char **out)
 }
 
 static void
-load_listener(const struct config_get_group *g, struct listener_settings *l)
+load_listener(struct config_get_group *g, struct listener_settings *l)
 {
 	const char *listen_allowed = "an IP address and port, such as "
 	    "\"0.0.0.0:8883\" or \"[::]:8883\"";
@@ -362,7 +394,6 @@ load_listener(const struct config_get_group *g, struct listener_settings *l)
 	char full[128];
 	int carc, vc, pp;
 
-	config_get_unknown(g, listener_names);
 	l->where = config_get_where(g, NULL);
 
 	get_name(g, &l->name);
@@ -415,6 +446,7 @@ load_listener(const struct config_get_group *g, struct listener_settings *l)
 		config_get_report(g, config_get_member(g, "proxy_protocol_client_cert"),
 		    config_get_name(g, "proxy_protocol_client_cert", full, sizeof(full)),
 		    "needs proxy_protocol = \"v2\" (version 1 has no room for it)");
+	config_get_close(g);
 }
 
 /* Report listener ${i} if its name or address repeats an earlier one's. */
@@ -460,7 +492,7 @@ check_duplicates(const struct config_get_group *root, const struct settings *s,
 }
 
 static void
-load_listeners(struct settings *s, const struct config_get_group *root)
+load_listeners(struct settings *s, struct config_get_group *root)
 {
 	const char *allowed = "a list of groups: listeners = ( { name = ...; "
 	    "listen = ...; backend = ...; cert = ...; } )";
@@ -511,7 +543,7 @@ default_workers(void)
  * read its keys.  Resolved now, so that a typo fails -t, not a start.
  */
 static void
-load_identity(struct settings *s, const struct config_get_group *root)
+load_identity(struct settings *s, struct config_get_group *root)
 {
 	struct config_where gwhere = { 0 };
 	struct passwd *pw;
@@ -548,7 +580,7 @@ load_identity(struct settings *s, const struct config_get_group *root)
  * with no resolver) and must not be a listener's address too.
  */
 static void
-load_metrics(struct settings *s, const struct config_get_group *root)
+load_metrics(struct settings *s, struct config_get_group *root)
 {
 	const char *allowed = "an IP address and port, such as \"127.0.0.1:9464\" "
 	    "or \"[::1]:9464\"";
@@ -578,12 +610,11 @@ load_metrics(struct settings *s, const struct config_get_group *root)
 }
 
 static void
-load_top(struct settings *s, const struct config_get_group *root)
+load_top(struct settings *s, struct config_get_group *root)
 {
 	struct config_get_group g;
 	int level;
 
-	config_get_unknown(root, top_names);
 	load_identity(s, root);
 	config_get_int(root, "workers", 1, WORKERS_MAX, default_workers(),
 	    &s->workers);
@@ -593,10 +624,10 @@ load_top(struct settings *s, const struct config_get_group *root)
 	    &s->shutdown_timeout);
 
 	config_get_open(&g, root, "session_cache");
-	config_get_unknown(&g, cache_names);
 	config_get_int(&g, "size", 0, 10000000, 20480, &s->session_cache_size);
 	config_get_duration(&g, "timeout", 1, DAY, 300,
 	    &s->session_cache_timeout);
+	config_get_close(&g);
 }
 
 /* --- The file ----------------------------------------------------------- */
@@ -678,6 +709,7 @@ settings_load(const char *path, struct config_errors *errs)
 	load_tickets(s, &root);
 	load_listeners(s, &root);
 	load_metrics(s, &root);
+	config_get_close(&root);
 	if (config_get_loader_finish(ld) == -1)	/* frees ld */
 		goto err1;
 

@@ -54,7 +54,10 @@ enum tickets_mode {
 	TICKETS_STATELESS,	/* tickets encrypted under seed-derived keys */
 };
 
-/* Where a setting stood, so that later checks (loading a certificate) can name it. */
+/*
+ * Where a setting stood, so that later checks (loading a certificate) can
+ * name it.  In a copy made by listener_settings_copy() it is { NULL, 0 }.
+ */
 struct config_where {
 	const char *file;	/* owned by struct settings: its path or files[] */
 	int line;
@@ -64,6 +67,11 @@ struct config_where {
 #define PROTO_TLS12 0x1
 #define PROTO_TLS13 0x2
 
+/*
+ * One listener's settings.  Its strings are its own; config.c lists them,
+ * and the positions (*_where), in LISTENER_STRINGS and LISTENER_WHERES for
+ * freeing and copying.  Everything else is plain data.
+ */
 struct listener_settings {
 	char *name;
 	struct hostport listen;
@@ -135,5 +143,21 @@ struct settings *settings_load(const char *path, struct config_errors *errs);
 
 /** settings_free(s): wipe the seeds and free everything; NULL is fine. */
 void settings_free(struct settings *s);
+
+/**
+ * listener_settings_copy(to, from): a deep copy of ${from} in ${to} that
+ * needs nothing of the struct settings ${from} belongs to, for what lives
+ * on after a reload frees those.  Positions are not copied: they are
+ * { NULL, 0 } in ${to}.  Returns 0, or -1 when memory runs out (${to} then
+ * owns nothing).  Free the copy with listener_settings_clear().
+ */
+int listener_settings_copy(struct listener_settings *to,
+    const struct listener_settings *from);
+
+/**
+ * listener_settings_clear(l): free the strings ${l} owns and set them to
+ * NULL; ${l} itself is the caller's.
+ */
+void listener_settings_clear(struct listener_settings *l);
 
 #endif

@@ -314,19 +314,51 @@ config_get_name(const struct config_get_group *g, const char *name, char *buf,
 	return buf;
 }
 
-const config_setting_t *
-config_get_member(const struct config_get_group *g, const char *name)
+/*
+ * Record that ${g} was asked for ${name}.  A group that outgrows the array
+ * is a bug in this program, not in the file: it fails every load, once, so
+ * that the first test run finds it.
+ */
+static void
+ask(struct config_get_group *g, const char *name)
 {
+	size_t i;
+
+	for (i = 0; i < g->nasked && i < CONFIG_GET_ASKED_MAX; i++)
+		if (strcmp(g->asked[i], name) == 0)
+			return;
+	if (g->nasked < CONFIG_GET_ASKED_MAX)
+		g->asked[g->nasked] = name;
+	else if (g->nasked == CONFIG_GET_ASKED_MAX)
+		config_get_report(g, NULL, NULL, "internal error: a group "
+		    "asked for more than %d settings (raise "
+		    "CONFIG_GET_ASKED_MAX)", CONFIG_GET_ASKED_MAX);
+	g->nasked++;
+}
+
+const config_setting_t *
+config_get_member(struct config_get_group *g, const char *name)
+{
+	ask(g, name);
 	return g->st ? config_setting_get_member(g->st, name) : NULL;
+}
+
+/* Make ${g} a group with nothing asked for yet. */
+static void
+group_init(struct config_get_group *g, struct config_get_loader *ld)
+{
+	g->ld = ld;
+	g->st = g->at = NULL;
+	g->prefix[0] = '\0';
+	g->nasked = 0;
 }
 
 void
 config_get_open_root(struct config_get_group *g, struct config_get_loader *ld,
     const config_setting_t *root)
 {
-	g->ld = ld;
+	group_init(g, ld);
 	g->st = g->at = root;
-	g->prefix[0] = '\0';
 }
 
 /*
@@ -344,14 +376,13 @@ set_prefix(struct config_get_group *g, int n)
 }
 
 int
-config_get_open(struct config_get_group *g,
-    const struct config_get_group *parent, const char *name)
+config_get_open(struct config_get_group *g, struct config_get_group *parent,
+    const char *name)
 {
 	const config_setting_t *st = config_get_member(parent, name);
 	char full[128];
 
-	g->ld = parent->ld;
-	g->st = NULL;
+	group_init(g, parent->ld);
 	g->at = parent->st ? parent->st : parent->at;
 	set_prefix(g, snprintf(g->prefix, sizeof(g->prefix), "%s%s.",
 	    parent->prefix, name));
@@ -369,15 +400,14 @@ config_get_open(struct config_get_group *g,
 
 int
 config_get_open_elem(struct config_get_group *g,
-    const struct config_get_group *parent, const char *list, size_t i)
+    struct config_get_group *parent, const char *list, size_t i)
 {
 	const config_setting_t *st = config_get_member(parent, list);
 	char full[128];
 
 	if (st != NULL)
 		st = config_setting_get_elem(st, (unsigned)i);
-	g->ld = parent->ld;
-	g->st = NULL;
+	group_init(g, parent->ld);
 	g->at = st ? st : parent->st ? parent->st : parent->at;
 	set_prefix(g, snprintf(g->prefix, sizeof(g->prefix), "%s%s[%zu].",
 	    parent->prefix, list, i));
@@ -402,24 +432,24 @@ config_get_missing(const struct config_get_group *g, const char *name,
 }
 
 void
-config_get_unknown(const struct config_get_group *g, const char *const *names)
+config_get_close(const struct config_get_group *g)
 {
 	const config_setting_t *m;
 	char allowed[512], full[128];
-	const char *const *n;
-	size_t o = 0;
+	size_t j, n, o = 0;
 	int i;
 
 	if (g->st == NULL)
 		return;
-	for (n = names; *n != NULL && o < sizeof(allowed); n++)
+	n = g->nasked < CONFIG_GET_ASKED_MAX ? g->nasked : CONFIG_GET_ASKED_MAX;
+	for (j = 0; j < n && o < sizeof(allowed); j++)
 		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s",
-		    o ? ", " : "", *n);
+		    o ? ", " : "", g->asked[j]);
 	for (i = 0; (m = config_setting_get_elem(g->st, (unsigned)i)) != NULL; i++) {
-		for (n = names; *n != NULL; n++)
-			if (strcmp(*n, config_setting_name(m)) == 0)
+		for (j = 0; j < n; j++)
+			if (strcmp(g->asked[j], config_setting_name(m)) == 0)
 				break;
-		if (*n == NULL)
+		if (j == n)
 			config_get_report(g, m, config_get_name(g,
 			    config_setting_name(m), full, sizeof(full)),
 			    "unknown setting (allowed: %s)", allowed);
@@ -436,7 +466,7 @@ is_integer(const config_setting_t *st)
 }
 
 int
-config_get_int(const struct config_get_group *g, const char *name,
+config_get_int(struct config_get_group *g, const char *name,
     int64_t min, int64_t max, int64_t def, int64_t *out)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -464,7 +494,7 @@ config_get_int(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_bool(const struct config_get_group *g, const char *name, int def, int *out)
+config_get_bool(struct config_get_group *g, const char *name, int def, int *out)
 {
 	const config_setting_t *st = config_get_member(g, name);
 	char full[128];
@@ -483,7 +513,7 @@ config_get_bool(const struct config_get_group *g, const char *name, int def, int
 }
 
 int
-config_get_duration(const struct config_get_group *g, const char *name,
+config_get_duration(struct config_get_group *g, const char *name,
     int64_t min, int64_t max, int64_t def, int64_t *out)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -525,7 +555,7 @@ config_get_duration(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_string(const struct config_get_group *g, const char *name,
+config_get_string(struct config_get_group *g, const char *name,
     const char *allowed, const char **out)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -549,7 +579,7 @@ config_get_string(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_text(const struct config_get_group *g, const char *name,
+config_get_text(struct config_get_group *g, const char *name,
     const char *allowed, char **out, struct config_where *where)
 {
 	const char *text;
@@ -567,7 +597,7 @@ config_get_text(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_choice(const struct config_get_group *g, const char *name,
+config_get_choice(struct config_get_group *g, const char *name,
     const struct config_get_choice *choices, int def, int *out)
 {
 	const struct config_get_choice *c;
@@ -593,7 +623,7 @@ config_get_choice(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_choice_set(const struct config_get_group *g, const char *name,
+config_get_choice_set(struct config_get_group *g, const char *name,
     const struct config_get_choice *choices, unsigned def, unsigned *out)
 {
 	const config_setting_t *st = config_get_member(g, name), *e;
@@ -644,7 +674,7 @@ config_get_choice_set(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_path(const struct config_get_group *g, const char *name,
+config_get_path(struct config_get_group *g, const char *name,
     const char *allowed, char **out, struct config_where *where)
 {
 	const config_setting_t *st = config_get_member(g, name);
@@ -672,7 +702,7 @@ config_get_path(const struct config_get_group *g, const char *name,
 }
 
 int
-config_get_addr(const struct config_get_group *g, const char *name,
+config_get_addr(struct config_get_group *g, const char *name,
     int numeric, const char *allowed, struct hostport *hp)
 {
 	const config_setting_t *st = config_get_member(g, name);

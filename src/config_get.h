@@ -12,6 +12,14 @@
  *
  * Getters return 0 when the setting was there and good, 1 when it was
  * absent (the default was stored), and -1 after reporting it.
+ *
+ * Unknown settings are found from the reading itself: every getter (and
+ * config_get_member()) records the name it asked a group for, and
+ * config_get_close(), called after the last getter, reports each member
+ * that nothing asked for, listing what was asked as what is allowed.  So
+ * a setting is known because code reads it, never because a second list
+ * names it; the price is that a group's code must ask for each of its
+ * settings on every path, even one whose value it will not use.
  */
 #ifndef TLSPROXY_CONFIG_GET_H
 #define TLSPROXY_CONFIG_GET_H
@@ -27,6 +35,9 @@
 /* A load in progress: the settings being filled and the errors held. */
 struct config_get_loader;
 
+/* The most names one group may be asked for; raise it when a group outgrows it. */
+#define CONFIG_GET_ASKED_MAX 32
+
 /*
  * A group being read.  Declared here only so that callers can keep one on
  * the stack; read it through the functions below, never its members.
@@ -36,6 +47,8 @@ struct config_get_group {
 	const config_setting_t *st;	/* NULL: absent, members take defaults */
 	const config_setting_t *at;	/* where a missing member is reported */
 	char prefix[48];		/* "", "tickets.", "listeners[2]." */
+	const char *asked[CONFIG_GET_ASKED_MAX];	/* names asked for, in order */
+	size_t nasked;			/* past the maximum: reported, the rest not kept */
 };
 
 /* One allowed string value of a setting; arrays end with a NULL name. */
@@ -75,23 +88,36 @@ void config_get_open_root(struct config_get_group *g,
 
 /**
  * config_get_open(g, parent, name): make ${g} read group ${name} of
- * ${parent}.  Returns 0 if it is there, 1 if absent, -1 (reported) if it is
- * not a group; in the last two cases ${g} reads as an empty group whose
- * missing members are reported where ${parent} stands.
+ * ${parent}, asking ${parent} for ${name}.  Returns 0 if it is there, 1 if
+ * absent, -1 (reported) if it is not a group; in the last two cases ${g}
+ * reads as an empty group whose missing members are reported where
+ * ${parent} stands.
  */
-int config_get_open(struct config_get_group *g,
-    const struct config_get_group *parent, const char *name);
+int config_get_open(struct config_get_group *g, struct config_get_group *parent,
+    const char *name);
 
 /**
  * config_get_open_elem(g, parent, list, i): make ${g} read element ${i} of
- * the list ${list}, member of ${parent}.  Returns 0, or -1 (reported) if
- * the element is not a group.
+ * the list ${list}, member of ${parent} (which is asked for ${list}).
+ * Returns 0, or -1 (reported) if the element is not a group.
  */
 int config_get_open_elem(struct config_get_group *g,
-    const struct config_get_group *parent, const char *list, size_t i);
+    struct config_get_group *parent, const char *list, size_t i);
 
-/** config_get_member(g, name): member ${name} of ${g}, or NULL if absent. */
-const config_setting_t *config_get_member(const struct config_get_group *g,
+/**
+ * config_get_close(g): report every member of ${g} that no getter asked
+ * for, as "unknown setting (allowed: ...)" with the names that were asked
+ * for.  Call it once, after the last getter of ${g}.
+ */
+void config_get_close(const struct config_get_group *g);
+
+/**
+ * config_get_member(g, name): member ${name} of ${g}, or NULL if absent.
+ * ${name} counts as asked for: it is a known setting of ${g} from now on,
+ * and is kept by pointer, so it must outlive ${g} (every caller passes a
+ * string literal).  Every getter below asks through it.
+ */
+const config_setting_t *config_get_member(struct config_get_group *g,
     const char *name);
 
 /**
@@ -124,25 +150,18 @@ void config_get_report(const struct config_get_group *g,
 void config_get_missing(const struct config_get_group *g, const char *name,
     const char *allowed);
 
-/**
- * config_get_unknown(g, names): report every member of ${g} that is not
- * one of ${names}, a NULL-terminated array.
- */
-void config_get_unknown(const struct config_get_group *g,
-    const char *const *names);
-
 /** config_get_bool(g, name, def, out): true or false. */
-int config_get_bool(const struct config_get_group *g, const char *name, int def, int *out);
+int config_get_bool(struct config_get_group *g, const char *name, int def, int *out);
 
 /** config_get_int(g, name, min, max, def, out): integer in [${min}, ${max}]. */
-int config_get_int(const struct config_get_group *g, const char *name,
+int config_get_int(struct config_get_group *g, const char *name,
     int64_t min, int64_t max, int64_t def, int64_t *out);
 
 /**
  * config_get_duration(g, name, min, max, def, out): seconds in [${min},
  * ${max}], written as an integer of seconds or a string such as "12h".
  */
-int config_get_duration(const struct config_get_group *g, const char *name,
+int config_get_duration(struct config_get_group *g, const char *name,
     int64_t min, int64_t max, int64_t def, int64_t *out);
 
 /**
@@ -150,7 +169,7 @@ int config_get_duration(const struct config_get_group *g, const char *name,
  * describes it in messages.  ${*out} points into the libconfig tree (NULL
  * unless 0 is returned).
  */
-int config_get_string(const struct config_get_group *g, const char *name,
+int config_get_string(struct config_get_group *g, const char *name,
     const char *allowed, const char **out);
 
 /**
@@ -158,14 +177,14 @@ int config_get_string(const struct config_get_group *g, const char *name,
  * the string copied into ${*out} (the caller frees it) and its position in
  * ${*where}.  ${*out} is left alone if the setting is absent or bad.
  */
-int config_get_text(const struct config_get_group *g, const char *name,
+int config_get_text(struct config_get_group *g, const char *name,
     const char *allowed, char **out, struct config_where *where);
 
 /**
  * config_get_choice(g, name, choices, def, out): a string that is one of
  * ${choices}; ${*out} is its value.
  */
-int config_get_choice(const struct config_get_group *g, const char *name,
+int config_get_choice(struct config_get_group *g, const char *name,
     const struct config_get_choice *choices, int def, int *out);
 
 /**
@@ -173,7 +192,7 @@ int config_get_choice(const struct config_get_group *g, const char *name,
  * array of strings from ${choices}; ${*out} is their values ORed together,
  * or ${def} unless 0 is returned.
  */
-int config_get_choice_set(const struct config_get_group *g, const char *name,
+int config_get_choice_set(struct config_get_group *g, const char *name,
     const struct config_get_choice *choices, unsigned def, unsigned *out);
 
 /**
@@ -182,7 +201,7 @@ int config_get_choice_set(const struct config_get_group *g, const char *name,
  * that a typo is a config error with a line number rather than a failure
  * at startup.  ${*out} is NULL unless 0 is returned.
  */
-int config_get_path(const struct config_get_group *g, const char *name,
+int config_get_path(struct config_get_group *g, const char *name,
     const char *allowed, char **out, struct config_where *where);
 
 /**
@@ -190,7 +209,7 @@ int config_get_path(const struct config_get_group *g, const char *name,
  * ${hp}; with ${numeric} the host must be an IP literal.  ${hp} is zeroed
  * unless 0 is returned.
  */
-int config_get_addr(const struct config_get_group *g, const char *name,
+int config_get_addr(struct config_get_group *g, const char *name,
     int numeric, const char *allowed, struct hostport *hp);
 
 /**

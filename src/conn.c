@@ -220,8 +220,8 @@ handshake_kind(SSL *ssl, const char **kind)
 static int
 queue_proxy_header(struct conn *c)
 {
-	int n = proxy_tls_header(c->service->proxy_protocol,
-	    c->service->proxy_protocol_client_cert, c->ssl, c->sock.fd,
+	int n = proxy_tls_header(c->service->settings.proxy_protocol,
+	    c->service->settings.proxy_protocol_client_cert, c->ssl, c->sock.fd,
 	    (struct sockaddr *)c->peer_addr, c->env->scratch, c->env->scratch_len);
 
 	if (n < 0)
@@ -237,9 +237,10 @@ on_backend_connected(int fd, const char *why, void *arg)
 
 	c->connecting = NULL;
 	if (fd < 0) {
-		snprintf(backend, sizeof(backend), "%s:%u", c->service->backend.host,
-		    c->service->backend.port);
-		log_warning("%s %s: backend %s: %s", c->service->name, c->peer, backend, why);
+		snprintf(backend, sizeof(backend), "%s:%u",
+		    c->service->settings.backend.host, c->service->settings.backend.port);
+		log_warning("%s %s: backend %s: %s", c->service->settings.name, c->peer, backend,
+		    why);
 		conn_count(c, STAT_BACKEND_FAILED, 1);
 		/* A clean close: the client learns the session is over. */
 		SSL_shutdown(c->ssl);
@@ -249,15 +250,16 @@ on_backend_connected(int fd, const char *why, void *arg)
 	stats_connect_time(listener_stats(c->listener), now_usec() - c->connect_started);
 	c->state = CONN_RELAYING;
 	relay_init(&c->relay, c->ssl, fd);
-	if (c->service->proxy_protocol != PROXY_PROTOCOL_OFF && queue_proxy_header(c) != 0) {
-		log_warning("%s %s: cannot build the PROXY protocol header", c->service->name,
-		    c->peer);
+	if (c->service->settings.proxy_protocol != PROXY_PROTOCOL_OFF &&
+	    queue_proxy_header(c) != 0) {
+		log_warning("%s %s: cannot build the PROXY protocol header",
+		    c->service->settings.name, c->peer);
 		SSL_shutdown(c->ssl);
 		conn_free(c);
 		return;
 	}
 	c->last_active = now_seconds();
-	conn_set_timer(c, c->service->idle_timeout);
+	conn_set_timer(c, c->service->settings.idle_timeout);
 	/* Run once: the client may have sent data together with its Finished. */
 	on_client(c->sock.fd, 0, c);
 }
@@ -289,7 +291,7 @@ handshake_done(struct conn *c)
 
 	conn_count(c, handshake_kind(c->ssl, &kind), 1);
 	client_subject(c->ssl, subject, sizeof(subject));
-	log_info("%s %s: %s %s %s%s%s%s", c->service->name, c->peer,
+	log_info("%s %s: %s %s %s%s%s%s", c->service->settings.name, c->peer,
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), kind,
 	    subject[0] ? ", client \"" : "", subject, subject[0] ? "\"" : "");
 
@@ -303,14 +305,14 @@ handshake_done(struct conn *c)
 		sockbio_flush(&c->sock);
 	if (client_left_silently(c)) {
 		log_info("%s %s: closed by the client right after the handshake",
-		    c->service->name, c->peer);
+		    c->service->settings.name, c->peer);
 		conn_free(c);
 		return;
 	}
-	conn_set_timer(c, c->service->connect_timeout);
+	conn_set_timer(c, c->service->settings.connect_timeout);
 	c->connect_started = now_usec();
-	c->connecting = backend_connect_start(c->env->base, c->env->dns, &c->service->backend,
-	    on_backend_connected, c, &backend_fd);
+	c->connecting = backend_connect_start(c->env->base, c->env->dns,
+	    &c->service->settings.backend, on_backend_connected, c, &backend_fd);
 	if (backend_fd >= 0) {
 		/* A backend on this host: relay now, and the client's first
 		 * answer leaves together with the session tickets. */
@@ -318,7 +320,8 @@ handshake_done(struct conn *c)
 		return;
 	}
 	if (c->connecting == NULL) {
-		log_warning("%s %s: cannot start the backend connect", c->service->name, c->peer);
+		log_warning("%s %s: cannot start the backend connect", c->service->settings.name,
+		    c->peer);
 		conn_count(c, STAT_BACKEND_FAILED, 1);
 		conn_free(c);
 		return;
@@ -362,7 +365,7 @@ handshake_step(struct conn *c)
 		    saved_errno == ECONNRESET;
 	} else
 		ssl_errors_drain(reasons, sizeof(reasons));
-	log_info("%s %s: handshake failed: %s", c->service->name, c->peer, reasons);
+	log_info("%s %s: handshake failed: %s", c->service->settings.name, c->peer, reasons);
 	conn_count(c, closed ? STAT_HANDSHAKE_CLIENT_CLOSED : STAT_HANDSHAKE_FAILED, 1);
 	conn_free(c);
 }
@@ -372,12 +375,13 @@ static void
 log_relay_end(struct conn *c, const char *why)
 {
 	if (why != NULL)
-		log_info("%s %s: closed: %s (%llu bytes in, %llu out)", c->service->name,
-		    c->peer, why, (unsigned long long)c->relay.bytes_to_backend,
+		log_info("%s %s: closed: %s (%llu bytes in, %llu out)",
+		    c->service->settings.name, c->peer, why,
+		    (unsigned long long)c->relay.bytes_to_backend,
 		    (unsigned long long)c->relay.bytes_to_client);
 	else
 		log_info("%s %s: closed after %llds (%llu bytes in, %llu out)",
-		    c->service->name, c->peer, (long long)(now_seconds() - c->started),
+		    c->service->settings.name, c->peer, (long long)(now_seconds() - c->started),
 		    (unsigned long long)c->relay.bytes_to_backend,
 		    (unsigned long long)c->relay.bytes_to_client);
 }
@@ -452,26 +456,27 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 	switch (c->state) {
 	case CONN_HANDSHAKE:
-		log_info("%s %s: handshake timed out after %llds", c->service->name, c->peer,
-		    (long long)c->service->handshake_timeout);
+		log_info("%s %s: handshake timed out after %llds", c->service->settings.name,
+		    c->peer, (long long)c->service->settings.handshake_timeout);
 		conn_count(c, STAT_HANDSHAKE_TIMEOUT, 1);
 		break;
 	case CONN_CONNECTING:
 		log_warning("%s %s: backend %s:%u: connect timed out after %llds",
-		    c->service->name, c->peer, c->service->backend.host,
-		    c->service->backend.port, (long long)c->service->connect_timeout);
+		    c->service->settings.name, c->peer, c->service->settings.backend.host,
+		    c->service->settings.backend.port,
+		    (long long)c->service->settings.connect_timeout);
 		conn_count(c, STAT_BACKEND_FAILED, 1);
 		SSL_shutdown(c->ssl);
 		break;
 	case CONN_RELAYING:
 		/* The timer is not moved on every read: check how long it really was. */
 		idle = now_seconds() - c->last_active;
-		if (idle < c->service->idle_timeout) {
-			conn_set_timer(c, c->service->idle_timeout - idle);
+		if (idle < c->service->settings.idle_timeout) {
+			conn_set_timer(c, c->service->settings.idle_timeout - idle);
 			return;
 		}
 		log_info("%s %s: idle for %llds, closing (%llu bytes in, %llu out)",
-		    c->service->name, c->peer, (long long)idle,
+		    c->service->settings.name, c->peer, (long long)idle,
 		    (unsigned long long)c->relay.bytes_to_backend,
 		    (unsigned long long)c->relay.bytes_to_client);
 		SSL_shutdown(c->ssl);
@@ -533,8 +538,8 @@ refuse_at_limit(struct listener *l, struct service *svc, const char *peer)
 	stats_count(listener_stats(l), STAT_CONN_REFUSED_LIMIT, 1);
 	if (now != last) {
 		last = now;
-		log_warning("%s %s: refused: max_connections (%lld) reached", svc->name, peer,
-		    (long long)svc->max_connections);
+		log_warning("%s %s: refused: max_connections (%lld) reached",
+		    svc->settings.name, peer, (long long)svc->settings.max_connections);
 	}
 }
 
@@ -548,14 +553,14 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	BIO *bio;
 
 	addr_format(peer, peertext, sizeof(peertext));
-	if (listener_conn_acquire(l, svc->max_connections) != 0) {
+	if (listener_conn_acquire(l, svc->settings.max_connections) != 0) {
 		refuse_at_limit(l, svc, peertext);
 		goto err1;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->ssl = SSL_new(svc->ctx)) == NULL ||
 	    (bio = sockbio_new(&c->sock, fd)) == NULL) {
-		log_ssl_error(LOG_LEVEL_ERROR, "%s %s: cannot set up the connection", svc->name,
-		    peertext);
+		log_ssl_error(LOG_LEVEL_ERROR, "%s %s: cannot set up the connection",
+		    svc->settings.name, peertext);
 		goto err2;
 	}
 	SSL_set_bio(c->ssl, bio, bio);	/* the SSL owns the BIO from here */
@@ -567,9 +572,9 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	c->state = CONN_HANDSHAKE;
 	c->started = c->last_active = now_seconds();
 	memcpy(c->peer, peertext, sizeof(c->peer));
-	if (svc->proxy_protocol != PROXY_PROTOCOL_OFF) {
+	if (svc->settings.proxy_protocol != PROXY_PROTOCOL_OFF) {
 		if ((c->peer_addr = calloc(1, sizeof(*c->peer_addr))) == NULL) {
-			log_error("%s %s: out of memory", svc->name, peertext);
+			log_error("%s %s: out of memory", svc->settings.name, peertext);
 			goto err2;
 		}
 		memcpy(c->peer_addr, peer, peerlen);
@@ -584,8 +589,8 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	env->head = c;
 	env->count++;
 
-	log_debug("%s %s: accepted", svc->name, c->peer);
-	conn_set_timer(c, svc->handshake_timeout);
+	log_debug("%s %s: accepted", svc->settings.name, c->peer);
+	conn_set_timer(c, svc->settings.handshake_timeout);
 	/* Most ClientHellos have arrived by now; try before waiting. */
 	handshake_step(c);
 	return;
@@ -608,7 +613,7 @@ conn_close_all(struct conn_env *env)
 
 		if (c->state != CONN_HANDSHAKE)
 			SSL_shutdown(c->ssl);
-		log_info("%s %s: closed by shutdown", c->service->name, c->peer);
+		log_info("%s %s: closed by shutdown", c->service->settings.name, c->peer);
 		conn_free(c);
 	}
 }

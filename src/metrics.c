@@ -192,7 +192,7 @@ write_connections(struct metrics *m, struct evbuffer *b)
 
 		evbuffer_add_printf(b, "tlsproxy_max_connections{listener=\"%s\"} %lld\n",
 		    label(listener_name(m->listeners[i]), name, sizeof(name)),
-		    (long long)svc->max_connections);
+		    (long long)svc->settings.max_connections);
 		service_unref(svc);
 	}
 }

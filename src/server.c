@@ -41,6 +41,7 @@ struct server {
 	struct worker **workers;
 	size_t nworkers;
 	struct metrics *metrics;	/* NULL: no metrics setting */
+	struct ticket_keys *ticket_keys;	/* in force; NULL unless tickets are stateless */
 	struct event_base *base;
 	struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
 	struct event *expire_timer;
@@ -58,11 +59,13 @@ log_errors(const char *prefix, const struct config_errors *errs)
 }
 
 /*
- * Build one service per listener of ${s} into ${out}; all or nothing.  All
- * listeners share one ticket key schedule.
+ * Build one service per listener of ${s} into ${out}, and the ticket key
+ * schedule they all share into ${*tkp} (NULL unless tickets are stateless),
+ * which holds the caller's reference; all or nothing.
  */
 static int
-build_services(const struct settings *s, struct service **out, struct config_errors *errs)
+build_services(const struct settings *s, struct service **out, struct ticket_keys **tkp,
+    struct config_errors *errs)
 {
 	struct ticket_keys *tk = NULL;
 	int failed = 0;
@@ -73,16 +76,27 @@ build_services(const struct settings *s, struct service **out, struct config_err
 		    "cannot derive the ticket keys");
 		return -1;
 	}
-	for (size_t i = 0; i < s->nlisteners; i++)
-		if ((out[i] = service_new(s, &s->listeners[i], tk, errs)) == NULL)
-			failed = 1;
-	ticket_keys_unref(tk);	/* the services hold their own references */
-	if (!failed)
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		const struct listener_settings *ls = &s->listeners[i];
+		size_t reasons = errs->count;
+
+		if ((out[i] = service_new(s, ls, tk, errs)) != NULL)
+			continue;
+		failed = 1;
+		/* Only running out of memory fails without a reason. */
+		if (errs->count == reasons)
+			config_errors_add(errs, ls->where.file, ls->where.line, "listeners",
+			    "listener \"%s\": out of memory", ls->name);
+	}
+	if (!failed) {
+		*tkp = tk;	/* the caller's; each TLS context holds its own */
 		return 0;
+	}
 	for (size_t i = 0; i < s->nlisteners; i++) {
 		service_unref(out[i]);
 		out[i] = NULL;
 	}
+	ticket_keys_unref(tk);
 	return -1;
 }
 
@@ -90,13 +104,15 @@ int
 server_check(const struct settings *s, struct config_errors *errs)
 {
 	struct service **svcs;
+	struct ticket_keys *tk = NULL;
 	int rc;
 
 	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL)
 		return -1;
-	rc = build_services(s, svcs, errs);
+	rc = build_services(s, svcs, &tk, errs);
 	for (size_t i = 0; rc == 0 && i < s->nlisteners; i++)
 		service_unref(svcs[i]);
+	ticket_keys_unref(tk);
 	free(svcs);
 	return rc;
 }
@@ -115,7 +131,7 @@ static void
 log_ticket_policy(struct server *srv)
 {
 	const struct ticket_settings *ts = &srv->settings->tickets;
-	struct service *svc;
+	const struct ticket_keys *tk = srv->ticket_keys;
 	const char *prev;
 
 	if (ts->mode != TICKETS_STATELESS) {
@@ -124,16 +140,14 @@ log_ticket_policy(struct server *srv)
 		    "stateful (node-local cache)");
 		return;
 	}
-	svc = listener_service(srv->listeners[0]);
-	prev = ticket_keys_fingerprint(svc->ticket_keys, 1);
-	metrics_set_tickets(srv->metrics, ticket_keys_fingerprint(svc->ticket_keys, 0), prev,
+	prev = ticket_keys_fingerprint(tk, 1);
+	metrics_set_tickets(srv->metrics, ticket_keys_fingerprint(tk, 0), prev,
 	    (uint64_t)ts->rotation_interval);
 	log_info("tickets: stateless, seed fingerprint %s%s%s, rotation_interval %llds,"
 	    " decrypt_grace %llds, session_lifetime %llds",
-	    ticket_keys_fingerprint(svc->ticket_keys, 0), prev[0] ? ", previous seed " : "",
+	    ticket_keys_fingerprint(tk, 0), prev[0] ? ", previous seed " : "",
 	    prev, (long long)ts->rotation_interval, (long long)ts->decrypt_grace,
 	    (long long)ts->session_lifetime);
-	service_unref(svc);
 }
 
 static struct listener *
@@ -228,6 +242,7 @@ server_reload(struct server *srv)
 	struct config_errors errs = { 0 };
 	struct settings *s;
 	struct service **svcs = NULL;
+	struct ticket_keys *tk = NULL;
 	char status[400];
 
 	log_info("reload: reading %s", srv->path);
@@ -241,7 +256,7 @@ server_reload(struct server *srv)
 		config_errors_add(&errs, s->path, 0, NULL, "out of memory");
 		goto refused;
 	}
-	if (build_services(s, svcs, &errs) != 0)
+	if (build_services(s, svcs, &tk, &errs) != 0)
 		goto refused;
 	for (size_t i = 0; i < s->nlisteners; i++) {
 		listener_set_service(find_listener(srv, s->listeners[i].name), svcs[i]);
@@ -257,6 +272,9 @@ server_reload(struct server *srv)
 	settings_free(srv->settings);
 	srv->settings = s;
 	s = NULL;
+	ticket_keys_unref(srv->ticket_keys);
+	srv->ticket_keys = tk;	/* the server's now; old contexts keep the old keys */
+	tk = NULL;
 	apply_log_level(srv);
 	log_info("reload: configuration from %s in force for new connections", srv->path);
 	log_ticket_policy(srv);
@@ -275,6 +293,7 @@ refused:
 done:
 	free(svcs);
 	settings_free(s);
+	ticket_keys_unref(tk);
 	config_errors_clear(&errs);
 }
 
@@ -398,7 +417,7 @@ bind_listeners(struct server *srv)
 
 	if ((svcs = calloc(s->nlisteners, sizeof(*svcs))) == NULL)
 		return -1;
-	if (build_services(s, svcs, &errs) != 0) {
+	if (build_services(s, svcs, &srv->ticket_keys, &errs) != 0) {
 		log_errors("", &errs);
 		goto done;
 	}
@@ -547,6 +566,7 @@ server_free(struct server *srv)
 		event_base_free(srv->base);
 	free(srv->workers);
 	free(srv->listeners);
+	ticket_keys_unref(srv->ticket_keys);
 	settings_free(srv->settings);
 	free(srv->path);
 	free(srv);

@@ -1,9 +1,7 @@
 /*
  * service: the reference-counted runtime form of one listener's settings.
  */
-#define _GNU_SOURCE
 #include <stdlib.h>
-#include <string.h>
 
 #include "service.h"
 #include "tls_ctx.h"
@@ -16,23 +14,16 @@ service_new(const struct settings *s, const struct listener_settings *ls,
 
 	if ((svc = calloc(1, sizeof(*svc))) == NULL)
 		goto err0;
-	if ((svc->name = strdup(ls->name)) == NULL)
+	if (listener_settings_copy(&svc->settings, ls) != 0)
 		goto err1;
+	/* From ${ls}, not the copy: its errors name the file and line. */
 	if ((svc->ctx = tls_ctx_new(s, ls, tk, errs)) == NULL)
 		goto err2;
-	svc->ticket_keys = tk != NULL ? ticket_keys_ref(tk) : NULL;
 	atomic_init(&svc->refs, 1);
-	svc->backend = ls->backend;
-	svc->handshake_timeout = ls->handshake_timeout;
-	svc->connect_timeout = ls->connect_timeout;
-	svc->idle_timeout = ls->idle_timeout;
-	svc->max_connections = ls->max_connections;
-	svc->proxy_protocol = ls->proxy_protocol;
-	svc->proxy_protocol_client_cert = ls->proxy_protocol_client_cert;
 	return svc;
 
 err2:
-	free(svc->name);
+	listener_settings_clear(&svc->settings);
 err1:
 	free(svc);
 err0:
@@ -54,7 +45,6 @@ service_unref(struct service *svc)
 	if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	SSL_CTX_free(svc->ctx);
-	ticket_keys_unref(svc->ticket_keys);	/* after the context that uses it */
-	free(svc->name);
+	listener_settings_clear(&svc->settings);
 	free(svc);
 }

@@ -1,6 +1,7 @@
 /*
  * service: what one listener does with a connection, built from settings:
- * its TLS context, its backend and its timeouts.  Immutable once built and
+ * its TLS context and a copy of the listener's validated settings (backend,
+ * timeouts, limits, PROXY protocol).  Immutable once built and
  * reference-counted, so a reload swaps in a new one while connections
  * accepted under the old one keep it until they close.
  */
@@ -8,32 +9,24 @@
 #define TLSPROXY_SERVICE_H
 
 #include <stdatomic.h>
-#include <stdint.h>
 
 #include <openssl/ssl.h>
 
-#include "addr.h"
 #include "config.h"
 #include "ticket_keys.h"
 
 struct service {
 	atomic_int refs;
-	char *name;			/* the listener's name, for log lines */
-	SSL_CTX *ctx;
-	struct ticket_keys *ticket_keys;	/* NULL unless tickets are stateless */
-	struct hostport backend;
-	int64_t handshake_timeout;
-	int64_t connect_timeout;
-	int64_t idle_timeout;		/* 0: none */
-	int64_t max_connections;
-	enum proxy_protocol proxy_protocol;
-	int proxy_protocol_client_cert;
+	/* The listener's settings, copied: they outlive a reload's struct settings. */
+	struct listener_settings settings;
+	SSL_CTX *ctx;			/* holds its own reference to the ticket keys */
 };
 
 /**
- * service_new(s, ls, tk, errs): build the service of listener ${ls}, holding
- * one reference (and one to the ticket keys ${tk}, which may be NULL); NULL
- * with the reasons in ${errs}.
+ * service_new(s, ls, tk, errs): build the service of listener ${ls} of
+ * ${s}, holding one reference; NULL with the reasons in ${errs}.  ${tk}
+ * (NULL unless tickets are stateless) is installed in the TLS context,
+ * which takes its own reference.
  */
 struct service *service_new(const struct settings *s, const struct listener_settings *ls,
     struct ticket_keys *tk, struct config_errors *errs);

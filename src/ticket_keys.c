@@ -67,10 +67,23 @@ static _Thread_local struct ticket_keyring *thread_ring;
 static int ctx_index = -1, ssl_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
+/*
+ * A context holds a reference to the keys installed in it, dropped here
+ * when OpenSSL frees the context: after the last connection that could
+ * still issue or open a ticket with them.  ${ptr} is NULL for a context
+ * that never had keys.
+ */
+static void
+ctx_keys_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	ticket_keys_unref(ptr);
+}
+
 static void
 alloc_indexes(void)
 {
-	ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_keys_free);
 	ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
@@ -451,10 +464,17 @@ ticket_decrypted_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
 int
 ticket_keys_install(struct ticket_keys *tk, SSL_CTX *ctx)
 {
-	if (SSL_CTX_set_ex_data(ctx, ctx_index, tk) != 1 ||
-	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) != 1 ||
+	struct ticket_keys *old = SSL_CTX_get_ex_data(ctx, ctx_index);
+
+	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) != 1 ||
 	    SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_decrypted_cb, NULL) != 1)
 		return -1;
+	if (SSL_CTX_set_ex_data(ctx, ctx_index, ticket_keys_ref(tk)) != 1) {
+		ticket_keys_unref(tk);	/* the context did not take it */
+		return -1;
+	}
+	/* The free callback only sees the last keys: drop the ones replaced. */
+	ticket_keys_unref(old);
 	return 0;
 }
 

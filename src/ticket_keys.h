@@ -81,7 +81,9 @@ const char *ticket_keys_fingerprint(const struct ticket_keys *tk, int previous);
 
 /**
  * ticket_keys_install(tk, ctx): make ${ctx} encrypt and decrypt tickets
- * with ${tk}, which must outlive ${ctx}.  0 or -1.
+ * with ${tk}.  ${ctx} takes its own reference, dropped when it is freed
+ * (or when other keys are installed), so the caller may unref ${tk} at
+ * once.  0, or -1 with ${ctx} unchanged as to its keys.
  */
 int ticket_keys_install(struct ticket_keys *tk, SSL_CTX *ctx);
 

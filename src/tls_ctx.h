@@ -14,7 +14,7 @@
 /**
  * tls_ctx_new(s, ls, tk, errs): a new SSL_CTX for listener ${ls}, or NULL
  * with "FILE:LINE: setting: reason" lines in ${errs}.  In stateless ticket
- * mode ${tk} encrypts the tickets and must outlive the context.
+ * mode ${tk} encrypts the tickets; the context holds a reference to it.
  */
 SSL_CTX *tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
     struct ticket_keys *tk, struct config_errors *errs);

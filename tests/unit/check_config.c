@@ -2,7 +2,9 @@
  * check_config: settings_load() on small config files written per test:
  * values and defaults land in struct settings, and every kind of mistake
  * is reported as "FILE:LINE: setting: ..." at the right line, all of them
- * in one pass.  Comments "L3" in config text give the line numbers.
+ * in one pass.  Comments "L3" in config text give the line numbers.  The
+ * last cases drive config_get directly: unknown settings are the members
+ * that no getter asked for.
  */
 #define _GNU_SOURCE
 
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "../../src/config_get.h"
 
 /* One-line fragments, so that line numbers in the tests stay obvious. */
 #define TICKETS "tickets = { seed_file = \"@DIR@/ticket.seed\"; };\n"
@@ -651,9 +654,10 @@ END_TEST
 
 START_TEST(test_unknown_settings)
 {
+	/* What is allowed is what the loader asked for, in the order it asked. */
 	load_expect("\nworker = 4;\n" MINIMAL, 2, "worker: unknown setting "
 	    "(allowed: user, group, workers, log_level, shutdown_timeout, "
-	    "session_cache, tickets, metrics, listeners)");
+	    "session_cache, tickets, listeners, metrics)");
 	load_expect("session_cache = {\n  sise = 4;\n};\n" MINIMAL, 2,
 	    "session_cache.sise: unknown setting (allowed: size, timeout)");
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\";\n"
@@ -669,6 +673,50 @@ START_TEST(test_unknown_settings)
 	    "verify_client, handshake_timeout, connect_timeout, idle_timeout, "
 	    "max_connections, proxy_protocol, "
 	    "proxy_protocol_client_cert)");
+}
+END_TEST
+
+/*
+ * A setting is known because the loader reads it, so one that this file's
+ * other settings make unused must still be known, and so must one that is
+ * read only after an error elsewhere in its group.
+ */
+START_TEST(test_unused_settings_known)
+{
+	struct config_errors errs = { 0 };
+	size_t i;
+
+	/* mode "off" uses no seed, "none" no CA, proxy_protocol "off" no client
+	 * cert, and an explicit key replaces the cert-as-key default. */
+	settings_free(tl_load_ok(
+	    "tickets = { mode = \"off\"; seed_file = \"@DIR@/ticket.seed\"; "
+	    "previous_seed = \"" SEED32 "\"; rotation_interval = 60; };\n"
+	    "session_cache = { size = 0; timeout = 60; };\n"
+	    "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\"; backend = "
+	    "\"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\"; key = \"@DIR@/key.pem\"; "
+	    "client_ca = \"@DIR@/ca.pem\"; verify_client = \"none\"; "
+	    "proxy_protocol = \"off\"; proxy_protocol_client_cert = false; } );\n"));
+
+	/* Conflicting seeds, a bad mode, a listener without name or address. */
+	tl_load_fail(
+	    "tickets = { mode = \"on\"; seed = \"" SEED32 "\";\n"	/* L1 */
+	    "  seed_file = \"@DIR@/ticket.seed\"; };\n"
+	    "listeners = ( { key = \"@DIR@/key.pem\"; ciphers = \"x\";\n"
+	    "  idle_timeout = \"forever\"; proxy_protocol_client_cert = true; } );\n",
+	    &errs);
+	tl_assert_error(&errs, 1, "tickets.mode: \"on\" is not allowed");
+	tl_assert_error(&errs, 1, "tickets.seed: conflicts with tickets.seed_file");
+	tl_assert_error(&errs, 4, "listeners[0].idle_timeout: \"forever\"");
+	tl_assert_error(&errs, 4, "listeners[0].proxy_protocol_client_cert: needs "
+	    "proxy_protocol = \"v2\"");
+	for (i = 0; i < errs.count; i++)
+		ck_assert_msg(strstr(errs.lines[i], "unknown") == NULL,
+		    "a known setting reported unknown:\n%s", tl_dump(&errs));
+	config_errors_clear(&errs);
+
+	/* Groups that are not groups have no members to be unknown. */
+	load_expect("session_cache = 5;\n" MINIMAL, 1, "session_cache: expected a "
+	    "group");
 }
 END_TEST
 
@@ -893,6 +941,41 @@ START_TEST(test_group_readable_key_allowed)
 }
 END_TEST
 
+START_TEST(test_listener_settings_copy)
+{
+	struct settings *s;
+	struct listener_settings copy;
+	char cert[4200];
+
+	s = tl_load_ok(TICKETS "listeners = ( { name = \"a\"; listen = "
+	    "\"127.0.0.1:1\"; backend = \"broker:2\"; cert = \"@DIR@/cert.pem\"; "
+	    "ciphers = \"ECDHE+AESGCM\"; idle_timeout = 60; proxy_protocol = "
+	    "\"v2\"; } );\n");
+	ck_assert_int_eq(listener_settings_copy(&copy, &s->listeners[0]), 0);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", tl_dir());
+	settings_free(s);	/* the copy needs none of it */
+
+	ck_assert_str_eq(copy.name, "a");
+	ck_assert_str_eq(copy.cert, cert);
+	ck_assert_str_eq(copy.key, cert);
+	ck_assert_str_eq(copy.ciphers, "ECDHE+AESGCM");
+	ck_assert_ptr_null(copy.client_ca);
+	ck_assert_str_eq(copy.backend.host, "broker");
+	ck_assert_int_eq(copy.backend.port, 2);
+	ck_assert_int_eq(copy.idle_timeout, 60);
+	ck_assert_int_eq(copy.handshake_timeout, 10);
+	ck_assert_int_eq(copy.proxy_protocol, PROXY_PROTOCOL_V2);
+	/* Positions name the files of a load that is over. */
+	ck_assert_ptr_null(copy.where.file);
+	ck_assert_ptr_null(copy.cert_where.file);
+	ck_assert_int_eq(copy.key_where.line, 0);
+	listener_settings_clear(&copy);
+	ck_assert_ptr_null(copy.name);
+	ck_assert_ptr_null(copy.ciphers);
+	listener_settings_clear(&copy);
+}
+END_TEST
+
 /* --- File-level errors and error collection ----------------------------- */
 
 START_TEST(test_syntax_error)
@@ -1015,6 +1098,116 @@ START_TEST(test_settings_free)
 }
 END_TEST
 
+/* --- Unknown settings from the names asked for (config_get) ------------- */
+
+/* A load of ${text} read straight with config_get, into settings at t.conf. */
+struct reading {
+	config_t cfg;
+	struct settings *s;
+	struct config_get_loader *ld;
+	struct config_get_group root;
+	struct config_errors errs;
+};
+
+static void
+reading_start(struct reading *r, const char *text)
+{
+	memset(r, 0, sizeof(*r));
+	config_init(&r->cfg);
+	ck_assert_int_eq(config_read_string(&r->cfg, text), CONFIG_TRUE);
+	ck_assert_ptr_nonnull(r->s = calloc(1, sizeof(*r->s)));
+	ck_assert_ptr_nonnull(r->s->path = strdup("t.conf"));
+	ck_assert_ptr_nonnull(r->ld = config_get_loader_new(r->s, &r->errs));
+	config_get_open_root(&r->root, r->ld, config_root_setting(&r->cfg));
+}
+
+/* The load's result; its errors stay in r->errs for the caller to clear. */
+static int
+reading_end(struct reading *r)
+{
+	int rc = config_get_loader_finish(r->ld);
+
+	config_destroy(&r->cfg);
+	settings_free(r->s);
+	return rc;
+}
+
+START_TEST(test_get_close_lists_asked)
+{
+	struct reading r;
+	struct config_get_group g;
+	int64_t v;
+
+	reading_start(&r, "a = 1;\nb = 2;\nc = 3;\ng = { x = 1;\n  y = 2; };\n");
+	config_get_int(&r.root, "a", 0, 9, 0, &v);
+	config_get_member(&r.root, "b");
+	config_get_member(&r.root, "b");	/* asked twice, listed once */
+	config_get_member(&r.root, "z");	/* absent, and allowed */
+	config_get_open(&g, &r.root, "g");
+	config_get_int(&g, "x", 0, 9, 0, &v);
+	config_get_close(&g);
+	config_get_close(&r.root);
+	ck_assert_int_eq(reading_end(&r), -1);
+	/* In file order, though the root was closed last. */
+	ck_assert_msg(r.errs.count == 2, "%s", tl_dump(&r.errs));
+	ck_assert_str_eq(r.errs.lines[0],
+	    "t.conf:3: c: unknown setting (allowed: a, b, z, g)");
+	ck_assert_str_eq(r.errs.lines[1],
+	    "t.conf:5: g.y: unknown setting (allowed: x)");
+	config_errors_clear(&r.errs);
+}
+END_TEST
+
+START_TEST(test_get_close_absent_group)
+{
+	struct reading r;
+	struct config_get_group g;
+	int64_t v;
+
+	/* An absent group has no members, a non-group none that are settings. */
+	reading_start(&r, "a = 1;\nh = 5;\n");
+	ck_assert_int_eq(config_get_open(&g, &r.root, "g"), 1);
+	config_get_int(&g, "x", 0, 9, 0, &v);
+	config_get_close(&g);
+	ck_assert_int_eq(config_get_open(&g, &r.root, "h"), -1);
+	config_get_close(&g);
+	config_get_member(&r.root, "a");
+	config_get_close(&r.root);
+	ck_assert_int_eq(reading_end(&r), -1);
+	ck_assert_msg(r.errs.count == 1, "%s", tl_dump(&r.errs));
+	ck_assert_str_eq(r.errs.lines[0], "t.conf:2: h: expected a group { ... }, "
+	    "got an integer");
+	config_errors_clear(&r.errs);
+}
+END_TEST
+
+START_TEST(test_get_asked_limit)
+{
+	static char names[CONFIG_GET_ASKED_MAX + 2][8];	/* outlive the groups */
+	struct reading r;
+	size_t i;
+
+	for (i = 0; i < CONFIG_GET_ASKED_MAX + 2; i++)
+		snprintf(names[i], sizeof(names[i]), "n%zu", i);
+	/* As many as the limit: fine. */
+	reading_start(&r, "n0 = 1;\n");
+	for (i = 0; i < CONFIG_GET_ASKED_MAX; i++)
+		config_get_member(&r.root, names[i]);
+	config_get_close(&r.root);
+	ck_assert_int_eq(reading_end(&r), 0);
+	/* More: the program is wrong, so every load fails, saying so once. */
+	reading_start(&r, "n0 = 1;\n");
+	for (i = 0; i < CONFIG_GET_ASKED_MAX + 2; i++)
+		config_get_member(&r.root, names[i]);
+	config_get_close(&r.root);
+	ck_assert_int_eq(reading_end(&r), -1);
+	ck_assert_msg(r.errs.count == 1, "%s", tl_dump(&r.errs));
+	ck_assert_ptr_nonnull(strstr(r.errs.lines[0], "t.conf:1: internal error: "
+	    "a group asked for more than"));
+	config_errors_clear(&r.errs);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1023,6 +1216,7 @@ config_suite(void)
 	TCase *seeds = tcase_create("seeds");
 	TCase *bad = tcase_create("invalid");
 	TCase *files = tcase_create("files");
+	TCase *get = tcase_create("config_get");
 
 	tcase_add_checked_fixture(ok, setup, tl_teardown);
 	tcase_add_test(ok, test_minimal);
@@ -1036,6 +1230,7 @@ config_suite(void)
 	tcase_add_test(ok, test_group_readable_key_allowed);
 	tcase_add_test(ok, test_settings_free);
 	tcase_add_test(ok, test_metrics);
+	tcase_add_test(ok, test_listener_settings_copy);
 	suite_add_tcase(s, ok);
 
 	tcase_add_checked_fixture(seeds, setup, tl_teardown);
@@ -1058,6 +1253,7 @@ config_suite(void)
 	tcase_add_test(bad, test_bad_choices);
 	tcase_add_test(bad, test_user_and_group);
 	tcase_add_test(bad, test_unknown_settings);
+	tcase_add_test(bad, test_unused_settings_known);
 	tcase_add_test(bad, test_missing_required);
 	tcase_add_test(bad, test_names);
 	tcase_add_test(bad, test_duplicate_name);
@@ -1076,6 +1272,12 @@ config_suite(void)
 	tcase_add_test(files, test_all_errors_in_one_pass);
 	tcase_add_test(files, test_errors_api);
 	suite_add_tcase(s, files);
+
+	tcase_add_checked_fixture(get, setup, tl_teardown);
+	tcase_add_test(get, test_get_close_lists_asked);
+	tcase_add_test(get, test_get_close_absent_group);
+	tcase_add_test(get, test_get_asked_limit);
+	suite_add_tcase(s, get);
 	return s;
 }
 
