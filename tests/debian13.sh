@@ -28,6 +28,13 @@ command -v git >/dev/null 2>&1 && git -C "$top" rev-parse --git-dir >/dev/null 2
 
 # ---------------------------------------------------------------- the root
 if [ ! -e "$root/.tlsproxy-debootstrap-done" ]; then
+	if ! command -v debootstrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+		echo "check-debian13: installing debootstrap"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			debootstrap >/dev/null || { apt-get update -q >/dev/null &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends debootstrap >/dev/null; } || true
+	fi
 	command -v debootstrap >/dev/null 2>&1 ||
 		die "debootstrap is missing (apt-get install debootstrap)"
 	echo "check-debian13: making a trixie root in $root (once; it is kept)"
