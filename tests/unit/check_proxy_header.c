@@ -141,58 +141,6 @@ assert_bytes(const unsigned char *got, int n, const char *want, size_t wantlen)
 		    "byte %zu: 0x%02x, want 0x%02x", k, got[k], (unsigned char)want[k]);
 }
 
-static uint32_t
-be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/*
- * Walk the TLVs of header ${h} (${n} bytes); return the offset of the first
- * of ${type}'s value, or -1.  Fails the test on a malformed header.
- */
-static int
-find_tlv(const unsigned char *h, int n, unsigned type, size_t *len)
-{
-	int off, end = 16 + (h[14] << 8 | h[15]);
-
-	ck_assert_int_eq(end, n);
-	off = 16 + (h[13] == 0x11 ? 12 : h[13] == 0x21 ? 36 : 0);
-	while (off < end) {
-		size_t l;
-
-		ck_assert_msg(off + 3 <= end, "TLV header past the end at %d", off);
-		l = (size_t)(h[off + 1] << 8 | h[off + 2]);
-		ck_assert_msg(off + 3 + (int)l <= end, "TLV 0x%02x past the end", h[off]);
-		if (h[off] == type) {
-			*len = l;
-			return off + 3;
-		}
-		off += 3 + (int)l;
-	}
-	return -1;
-}
-
-/* Within the SSL TLV's value at ${v} (${vlen} bytes): sub-TLV ${type}. */
-static int
-find_sub(const unsigned char *v, size_t vlen, unsigned type, size_t *len)
-{
-	size_t off = 5;
-
-	while (off + 3 <= vlen) {
-		size_t l = (size_t)(v[off + 1] << 8 | v[off + 2]);
-
-		ck_assert_msg(off + 3 + l <= vlen, "sub-TLV past the end");
-		if (v[off] == type) {
-			*len = l;
-			return (int)off + 3;
-		}
-		off += 3 + l;
-	}
-	ck_assert_msg(off == vlen, "trailing bytes in the SSL TLV");
-	return -1;
-}
-
 /* ------------------------------------------------------------ version 1 */
 
 START_TEST(test_v1_tcp4)
@@ -305,7 +253,7 @@ START_TEST(test_v2_unspec)
 	ck_assert_int_eq(buf[12], 0x21);
 	ck_assert_int_eq(buf[13], 0x00);
 	ck_assert_int_eq(16 + (buf[14] << 8 | buf[15]), n);
-	v = find_tlv(buf, n, PP2_TYPE_AUTHORITY, &len);
+	v = tl_pp2_tlv(buf, n, PP2_TYPE_AUTHORITY, &len);
 	ck_assert_int_eq(v, 16 + 3);
 	ck_assert_int_eq(len, 16);
 }
@@ -327,30 +275,6 @@ START_TEST(test_crc32c_known_answer)
 }
 END_TEST
 
-/* The CRC32C field verifies: computed with the field zeroed, it matches. */
-static void
-assert_crc_verifies(unsigned char *h, int n)
-{
-	size_t len;
-	int v = find_tlv(h, n, PP2_TYPE_CRC32C, &len);
-	uint32_t sent, computed;
-
-	ck_assert_int_ge(v, 0);
-	ck_assert_int_eq(len, 4);
-	sent = be32(h + v);
-	memset(h + v, 0, 4);
-	computed = proxy_crc32c(h, (size_t)n);
-	ck_assert_msg(sent == computed, "CRC32C field 0x%08x, header's 0x%08x", sent, computed);
-	h[v] = (unsigned char)(sent >> 24);
-	h[v + 1] = (unsigned char)(sent >> 16);
-	h[v + 2] = (unsigned char)(sent >> 8);
-	h[v + 3] = (unsigned char)sent;
-	/* One flipped bit anywhere makes it fail. */
-	h[5] ^= 0x01;
-	memset(h + v, 0, 4);
-	ck_assert_uint_ne(proxy_crc32c(h, (size_t)n), sent);
-}
-
 START_TEST(test_v2_crc_verifies)
 {
 	struct proxy_info i4 = info4(), i6 = info6();
@@ -359,10 +283,10 @@ START_TEST(test_v2_crc_verifies)
 
 	n = proxy_header_v2(&i4, buf, sizeof(buf));
 	ck_assert_int_gt(n, 0);
-	assert_crc_verifies(buf, n);
+	tl_pp2_assert_crc(buf, n);
 	n = proxy_header_v2(&i6, buf, sizeof(buf));
 	ck_assert_int_gt(n, 0);
-	assert_crc_verifies(buf, n);
+	tl_pp2_assert_crc(buf, n);
 }
 END_TEST
 
@@ -400,14 +324,14 @@ ssl_fields(struct proxy_info *i, unsigned *client, uint32_t *verify, int *has_cn
 	int v;
 
 	ck_assert_int_gt(n, 0);
-	v = find_tlv(buf, n, PP2_TYPE_SSL, &len);
+	v = tl_pp2_tlv(buf, n, PP2_TYPE_SSL, &len);
 	ck_assert_int_ge(v, 0);
 	ck_assert_int_ge(len, 5);
 	*client = buf[v];
-	*verify = be32(buf + v + 1);
-	*has_cn = find_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sl) >= 0;
+	*verify = tl_be32(buf + v + 1);
+	*has_cn = tl_pp2_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sl) >= 0;
 	if (*has_cn)
-		ck_assert_int_eq(memcmp(buf + v + find_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sl),
+		ck_assert_int_eq(memcmp(buf + v + tl_pp2_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sl),
 		    "device1", 7), 0);
 }
 
@@ -458,16 +382,16 @@ START_TEST(test_v2_no_cn_without_cert)
 	int v;
 
 	ck_assert_int_gt(n, 0);
-	v = find_tlv(buf, n, PP2_TYPE_SSL, &len);
+	v = tl_pp2_tlv(buf, n, PP2_TYPE_SSL, &len);
 	ck_assert_int_ge(v, 0);
-	ck_assert_int_lt(find_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sl), 0);
-	ck_assert_int_ge(find_sub(buf + v, len, PP2_SUBTYPE_SSL_VERSION, &sl), 0);
-	ck_assert_int_lt(find_tlv(buf, n, PP2_TYPE_TLSPROXY_CLIENT_CERT, &len), 0);
+	ck_assert_int_lt(tl_pp2_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sl), 0);
+	ck_assert_int_ge(tl_pp2_sub(buf + v, len, PP2_SUBTYPE_SSL_VERSION, &sl), 0);
+	ck_assert_int_lt(tl_pp2_tlv(buf, n, PP2_TYPE_TLSPROXY_CLIENT_CERT, &len), 0);
 	/* And no AUTHORITY without SNI, none for an empty one either. */
-	ck_assert_int_lt(find_tlv(buf, n, PP2_TYPE_AUTHORITY, &len), 0);
+	ck_assert_int_lt(tl_pp2_tlv(buf, n, PP2_TYPE_AUTHORITY, &len), 0);
 	i.sni = "";
 	n = proxy_header_v2(&i, buf, sizeof(buf));
-	ck_assert_int_lt(find_tlv(buf, n, PP2_TYPE_AUTHORITY, &len), 0);
+	ck_assert_int_lt(tl_pp2_tlv(buf, n, PP2_TYPE_AUTHORITY, &len), 0);
 }
 END_TEST
 
@@ -486,12 +410,12 @@ START_TEST(test_v2_optional_tlvs_absent)
 	i.unique_id_len = sizeof(uid);
 	n = proxy_header_v2(&i, buf, sizeof(buf));
 	ck_assert_int_gt(n, 0);
-	ck_assert_int_lt(find_tlv(buf, n, PP2_TYPE_ALPN, &len), 0);
-	ck_assert_int_lt(find_tlv(buf, n, PP2_TYPE_UNIQUE_ID, &len), 0);
-	ck_assert_int_lt(find_tlv(buf, n, PP2_TYPE_AUTHORITY, &len), 0);
+	ck_assert_int_lt(tl_pp2_tlv(buf, n, PP2_TYPE_ALPN, &len), 0);
+	ck_assert_int_lt(tl_pp2_tlv(buf, n, PP2_TYPE_UNIQUE_ID, &len), 0);
+	ck_assert_int_lt(tl_pp2_tlv(buf, n, PP2_TYPE_AUTHORITY, &len), 0);
 	i.unique_id_len = 128;
 	n = proxy_header_v2(&i, buf, sizeof(buf));
-	ck_assert_int_ge(find_tlv(buf, n, PP2_TYPE_UNIQUE_ID, &len), 0);
+	ck_assert_int_ge(tl_pp2_tlv(buf, n, PP2_TYPE_UNIQUE_ID, &len), 0);
 	ck_assert_int_eq(len, 128);
 }
 END_TEST
@@ -512,11 +436,11 @@ START_TEST(test_v2_cert_der)
 	i.cert_der_len = dlen;
 	n = proxy_header_v2(&i, buf, 8192);
 	ck_assert_int_gt(n, (int)dlen);
-	v = find_tlv(buf, n, PP2_TYPE_TLSPROXY_CLIENT_CERT, &len);
+	v = tl_pp2_tlv(buf, n, PP2_TYPE_TLSPROXY_CLIENT_CERT, &len);
 	ck_assert_int_ge(v, 0);
 	ck_assert_int_eq(len, dlen);
 	ck_assert_int_eq(memcmp(buf + v, der, dlen), 0);
-	assert_crc_verifies(buf, n);
+	tl_pp2_assert_crc(buf, n);
 	free(der);
 	free(buf);
 }
@@ -553,7 +477,7 @@ START_TEST(test_v2_cert_too_large)
 		i.cert_der_len = 65535 - (127 - 8) - 3;
 		n = proxy_header_v2(&i, buf, bufsz);
 		ck_assert_int_eq(n, 16 + 65535);
-		assert_crc_verifies(buf, n);
+		tl_pp2_assert_crc(buf, n);
 		i.cert_der_len++;
 		ck_assert_int_eq(proxy_header_v2(&i, buf, bufsz), -1);
 	}

@@ -573,41 +573,7 @@ END_TEST
 #define CB_PERIOD ((int64_t)1 << 30)
 #define CB_GRACE ((int64_t)43200)
 
-static EVP_PKEY *g_key;
-static X509 *g_cert;
-static int g_new_sessions;		/* client new-session callbacks */
-
 static const int versions[] = { TLS1_2_VERSION, TLS1_3_VERSION };
-
-static void
-cert_setup(void)
-{
-	X509_NAME *name;
-
-	g_key = EVP_EC_gen("P-256");
-	ck_assert_ptr_nonnull(g_key);
-	g_cert = X509_new();
-	ck_assert_ptr_nonnull(g_cert);
-	ck_assert(X509_set_version(g_cert, 2) == 1);
-	ck_assert(ASN1_INTEGER_set(X509_get_serialNumber(g_cert), 1) == 1);
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(g_cert), -3600));
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(g_cert), 86400));
-	name = X509_get_subject_name(g_cert);
-	ck_assert(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"tlsproxy.test", -1, -1, 0) == 1);
-	ck_assert(X509_set_issuer_name(g_cert, name) == 1);
-	ck_assert(X509_set_pubkey(g_cert, g_key) == 1);
-	ck_assert(X509_sign(g_cert, g_key, EVP_sha256()) > 0);
-}
-
-static void
-cert_teardown(void)
-{
-	X509_free(g_cert);
-	EVP_PKEY_free(g_key);
-	g_cert = NULL;
-	g_key = NULL;
-}
 
 static SSL_CTX *
 server_ctx(struct ticket_keys *tk)
@@ -616,34 +582,12 @@ server_ctx(struct ticket_keys *tk)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	ck_assert_ptr_nonnull(ctx);
-	ck_assert(SSL_CTX_use_certificate(ctx, g_cert) == 1);
-	ck_assert(SSL_CTX_use_PrivateKey(ctx, g_key) == 1);
+	ck_assert(SSL_CTX_use_certificate(ctx, tl_cert(TL_SERVER)) == 1);
+	ck_assert(SSL_CTX_use_PrivateKey(ctx, tl_key(TL_SERVER)) == 1);
 	ck_assert(SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) == 1);
 	SSL_CTX_set_timeout(ctx, 7200);
 	ck_assert(SSL_CTX_set_num_tickets(ctx, 2) == 1);
 	ck_assert_int_eq(ticket_keys_install(tk, ctx), 0);
-	return ctx;
-}
-
-static int
-count_new_session(SSL *ssl, SSL_SESSION *sess)
-{
-	g_new_sessions++;
-	return 0;	/* not kept: SSL_get1_session() is used instead */
-}
-
-static SSL_CTX *
-client_ctx(int version)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	ck_assert_ptr_nonnull(ctx);
-	ck_assert(SSL_CTX_set_min_proto_version(ctx, version) == 1);
-	ck_assert(SSL_CTX_set_max_proto_version(ctx, version) == 1);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(ctx, count_new_session);
 	return ctx;
 }
 
@@ -655,92 +599,28 @@ struct conn_result {
 	int64_t started, ended;		/* time(NULL) around the handshake */
 };
 
-static void
-pump_step(SSL *ssl, int *done, const char *who)
-{
-	int rc, err;
-
-	if (*done)
-		return;
-	rc = SSL_do_handshake(ssl);
-	if (rc == 1) {
-		*done = 1;
-		return;
-	}
-	err = SSL_get_error(ssl, rc);
-	ck_assert_msg(err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE,
-	    "%s handshake failed: SSL error %d, %s", who, err,
-	    ERR_error_string(ERR_get_error(), NULL));
-}
-
-/* ${sess} through its DER encoding: a fresh, resumable session. */
-static SSL_SESSION *
-session_copy(SSL_SESSION *sess)
-{
-	unsigned char *der = NULL;
-	const unsigned char *pp;
-	int len = i2d_SSL_SESSION(sess, &der);
-	SSL_SESSION *copy;
-
-	ck_assert_int_gt(len, 0);
-	pp = der;
-	copy = d2i_SSL_SESSION(NULL, &pp, len);
-	ck_assert_ptr_nonnull(copy);
-	OPENSSL_free(der);
-	return copy;
-}
-
 /* One connection from ${cctx} to ${sctx}, offering ${offer} if not NULL. */
 static void
 run_conn(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION *offer, struct conn_result *r)
 {
-	SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-	BIO *bc = NULL, *bs = NULL;
-	int cdone = 0, sdone = 0;
-	char byte = 0;
+	struct tl_tls *t = tl_tls_new(cctx, sctx, TL_LINK_MEMORY);
 
 	memset(r, 0, sizeof(*r));
-	ck_assert_ptr_nonnull(c);
-	ck_assert_ptr_nonnull(s);
-	ck_assert(BIO_new_bio_pair(&bc, 0, &bs, 0) == 1);
-	SSL_set_bio(c, bc, bc);
-	SSL_set_bio(s, bs, bs);
-	SSL_set_connect_state(c);
-	SSL_set_accept_state(s);
-	if (offer != NULL) {
-		/*
-		 * A copy: a client that gets a new ticket for a resumed session
-		 * marks the old one not resumable, and tests offer it again.
-		 */
-		SSL_SESSION *copy = session_copy(offer);
-
-		ck_assert(SSL_set_session(c, copy) == 1);
-		SSL_SESSION_free(copy);
-	}
-	g_new_sessions = 0;
+	if (offer != NULL)
+		tl_tls_offer(t, offer);
 	r->started = (int64_t)time(NULL);
-	for (int i = 0; i < 32 && !(cdone && sdone); i++) {
-		pump_step(c, &cdone, "client");
-		pump_step(s, &sdone, "server");
-	}
-	ck_assert_msg(cdone && sdone, "handshake did not finish");
-	/* One byte from the server: the client reads the TLS 1.3 tickets before it. */
-	ck_assert_int_eq(SSL_write(s, "x", 1), 1);
-	ck_assert_int_eq(SSL_read(c, &byte, 1), 1);
-	ck_assert_int_eq(byte, 'x');
+	ck_assert_msg(tl_tls_handshake(t), "handshake failed: client: %s; server: %s",
+	    t->client_error, t->server_error);
+	tl_tls_settle(t);
 	r->ended = (int64_t)time(NULL);
-	r->client_reused = SSL_session_reused(c);
-	r->server_reused = SSL_session_reused(s);
-	r->match = ticket_match_of(s);
-	r->new_sessions = g_new_sessions;
-	r->session = SSL_get1_session(c);
+	r->client_reused = SSL_session_reused(t->client);
+	r->server_reused = SSL_session_reused(t->server);
+	r->match = ticket_match_of(t->server);
+	r->new_sessions = t->new_sessions;
+	r->session = SSL_get1_session(t->client);
 	ck_assert_ptr_nonnull(r->session);
-	ck_assert_int_eq(SSL_version(c), SSL_SESSION_get_protocol_version(r->session));
-	/* A clean close, so that OpenSSL keeps the session resumable. */
-	SSL_shutdown(c);
-	SSL_shutdown(s);
-	SSL_free(c);
-	SSL_free(s);
+	ck_assert_int_eq(SSL_version(t->client), SSL_SESSION_get_protocol_version(r->session));
+	tl_tls_free(t);
 }
 
 static void
@@ -1033,7 +913,7 @@ world_start(struct world *w, int version, const char *seed, const char *previous
 	w->version = version;
 	w->tk = keys_new(seed, previous, CB_PERIOD, CB_GRACE);
 	w->sctx = server_ctx(w->tk);
-	w->cctx = client_ctx(version);
+	w->cctx = tl_client_ctx(version);
 	run_conn(w->cctx, w->sctx, NULL, &w->first);
 	assert_full(&w->first, "first connection");
 	w->n = w->first.started / CB_PERIOD;
@@ -1485,7 +1365,7 @@ START_TEST(test_cb_real_rotation)
 	int64_t issued[2], latest = 0;
 
 	for (int i = 0; i < 2; i++) {
-		cctx[i] = client_ctx(versions[i]);
+		cctx[i] = tl_client_ctx(versions[i]);
 		run_conn(cctx[i], sctx, NULL, &first[i]);
 		assert_full(&first[i], "first connection");
 		issued[i] = ticket_epoch(first[i].session, SEED_A, P, first[i].started,
@@ -1548,7 +1428,7 @@ ticket_keys_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("callback");
-	tcase_add_unchecked_fixture(tc, cert_setup, cert_teardown);
+	tcase_add_unchecked_fixture(tc, tl_pki_setup, tl_pki_teardown);
 	tcase_add_checked_fixture(tc, NULL, ring_teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_loop_test(tc, test_cb_roundtrip, 0, 2);
