@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
@@ -80,25 +81,52 @@ set_ciphers(SSL_CTX *ctx, const struct listener_settings *ls, struct config_erro
 	return rc;
 }
 
+/* Keys are never encrypted here: fail instead of asking on a terminal. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	return -1;
+}
+
+/*
+ * The key is read and checked against the leaf before it is installed:
+ * SSL_CTX_use_PrivateKey_file() would refuse a key of another certificate
+ * with nothing but OpenSSL's "key values mismatch" to say why.
+ */
 static int
 load_certificate(SSL_CTX *ctx, const struct listener_settings *ls, struct config_errors *errs)
 {
+	EVP_PKEY *key = NULL;
+	BIO *in;
+	int rc = -1;
+
 	if (SSL_CTX_use_certificate_chain_file(ctx, ls->cert) != 1) {
 		ssl_config_error(errs, &ls->cert_where, "cert",
 		    "cannot load the certificate chain (PEM, leaf first)");
 		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, ls->key, SSL_FILETYPE_PEM) != 1) {
+	if ((in = BIO_new_file(ls->key, "r")) != NULL)
+		key = PEM_read_bio_PrivateKey(in, NULL, no_passphrase, NULL);
+	BIO_free(in);
+	if (key == NULL) {
 		ssl_config_error(errs, &ls->key_where, "key",
 		    "cannot load the private key (PEM, unencrypted)");
-		return -1;
+		goto done;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1) {
 		ssl_config_error(errs, &ls->key_where, "key",
 		    "the private key does not match the certificate");
-		return -1;
+		goto done;
 	}
-	return 0;
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+		ssl_config_error(errs, &ls->key_where, "key",
+		    "cannot use the private key");
+		goto done;
+	}
+	rc = 0;
+done:
+	EVP_PKEY_free(key);
+	return rc;
 }
 
 static int

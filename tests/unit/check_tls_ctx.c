@@ -313,8 +313,9 @@ static const struct {
 	{ "cert", "server.key", TL_LINE_CERT, "cannot load the certificate chain" },
 	{ "key", "garbage.pem", TL_LINE_KEY, "cannot load the private key" },
 	{ "key", "server.pem", TL_LINE_KEY, "cannot load the private key" },
-	/* A good key, of another certificate. */
-	{ "key", "client.key", TL_LINE_KEY, "key values mismatch" },
+	/* A good key, of another certificate: said in words, as tlsproxy.conf(5) shows. */
+	{ "key", "client.key", TL_LINE_KEY,
+	    "the private key does not match the certificate (key values mismatch)" },
 	{ "client_ca", "garbage.pem", TL_LINE_CLIENT_CA, "cannot load the CA certificates" },
 	{ "client_ca", "missing.pem", TL_LINE_CLIENT_CA, "cannot load the CA certificates" },
 	{ "ciphers", "NOT-A-CIPHER:ALSO-NOT", TL_LINE_CIPHERS,
