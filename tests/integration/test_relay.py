@@ -5,7 +5,6 @@ an RSA certificate, several listeners, many clients at once."""
 
 import hashlib
 import os
-import signal
 import socket
 import ssl
 import sys
@@ -228,12 +227,12 @@ def _():
     for i in range(tries):
         c = TLSClient(port, TLS13, handshake=False)
         finish_handshake_unsent(c)
-        d.signal(signal.SIGSTOP)
+        d.freeze()
         try:
             c._flush()
             c.rst()
         finally:
-            d.signal(signal.SIGCONT)
+            d.thaw()
     spared = r"closed by the client right after the handshake"
     tplib.wait_until(lambda: d.count_log(spared) >= tries, 10,
                      "%d log lines /%s/" % (tries, spared))

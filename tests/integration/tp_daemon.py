@@ -11,7 +11,7 @@ import time
 
 from tp_core import (MOSQUITTO, TLSPROXY, Failure, Skip, cert, defer, free_port,
                      port_open, show_log_on_failure, start_server, stop_process, tail,
-                     tmpfile, track_process)
+                     tmpfile, track_process, wait_until)
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "ThreadSanitizer", "MemorySanitizer")
@@ -139,6 +139,25 @@ class Daemon:
     def signal(self, sig):
         self.check_alive()
         self.proc.send_signal(sig)
+
+    def freeze(self):
+        """freeze(): SIGSTOP, then wait until every thread has stopped:
+        kill(2) returns before a running thread has taken the signal."""
+        self.signal(signal.SIGSTOP)
+        tasks = "/proc/%d/task" % self.pid
+
+        def state(tid):
+            try:
+                with open("%s/%s/stat" % (tasks, tid)) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return "T"      # gone: not running either
+        wait_until(lambda: all(state(t) in ("T", "t") for t in os.listdir(tasks)), 5,
+                   "every thread of %s stopped" % self.name)
+
+    def thaw(self):
+        """thaw(): SIGCONT after freeze()."""
+        self.signal(signal.SIGCONT)
 
     def wait_exit(self, timeout):
         """wait_exit(timeout): the exit status, or None if still running."""
