@@ -31,6 +31,7 @@
 #define NAME_MAX_LEN	64
 #define WORKERS_MAX	256
 #define WINDOW_MAX	1000	/* rotation intervals within decrypt_grace */
+#define RATE_MAX	1000000	/* per second: handshakes and connects */
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 static const struct config_get_choice log_levels[] = {
@@ -383,6 +384,25 @@ get_name(struct config_get_group *g, char **out)
 		config_get_report(g, st, "name", "out of memory");
 }
 
+/* Reconnect storms: how fast full handshakes and backend connects may begin. */
+static void
+load_pacing(struct config_get_group *g, struct listener_settings *l)
+{
+	char full[128];
+
+	config_get_int(g, "full_handshake_rate", 0, RATE_MAX, 0, &l->full_handshake_rate);
+	if (config_get_int(g, "full_handshake_burst", 0, RATE_MAX, 0,
+	    &l->full_handshake_burst) == 0 && l->full_handshake_burst > 0 &&
+	    l->full_handshake_rate == 0)
+		config_get_report(g, config_get_member(g, "full_handshake_burst"),
+		    config_get_name(g, "full_handshake_burst", full, sizeof(full)),
+		    "has no effect without full_handshake_rate (set full_handshake_rate > 0, "
+		    "or remove it)");
+	config_get_int(g, "backend_connect_rate", 0, RATE_MAX, 0, &l->backend_connect_rate);
+	config_get_int(g, "backend_max_connecting", 0, RATE_MAX, 0,
+	    &l->backend_max_connecting);
+}
+
 static void
 load_listener(struct config_get_group *g, struct listener_settings *l)
 {
@@ -437,6 +457,7 @@ load_listener(struct config_get_group *g, struct listener_settings *l)
 	config_get_duration(g, "idle_timeout", 0, 30 * DAY, 0, &l->idle_timeout);
 	config_get_int(g, "max_connections", 1, 10000000, 100000,
 	    &l->max_connections);
+	load_pacing(g, l);
 
 	config_get_choice(g, "proxy_protocol", proxy_protocol_names, PROXY_PROTOCOL_OFF, &pp);
 	l->proxy_protocol = (enum proxy_protocol)pp;

@@ -89,6 +89,10 @@ struct listener_settings {
 	int64_t max_connections;	/* > 0 */
 	enum proxy_protocol proxy_protocol;	/* header sent to the backend first */
 	int proxy_protocol_client_cert;	/* v2: include the client certificate */
+	int64_t full_handshake_rate;	/* full handshakes begun per second; 0: no limit */
+	int64_t full_handshake_burst;	/* the bucket's size; 0: the rate */
+	int64_t backend_connect_rate;	/* backend connects begun per second; 0: no limit */
+	int64_t backend_max_connecting;	/* backend connects in flight at once; 0: no limit */
 	struct config_where where;	/* the listener's group */
 	struct config_where cert_where, key_where, client_ca_where;
 	struct config_where ciphers_where, ciphersuites_where;

@@ -1,17 +1,28 @@
 /*
  * conn: the life of one client connection.
  *
- *   HANDSHAKE  -> SSL_do_handshake until done (handshake_timeout)
- *   CONNECTING -> the backend connect (connect_timeout); the client is not
- *                 read meanwhile, so its data waits in the kernel.  Its
- *                 event stays armed, and is disarmed only if it fires:
- *                 the relay arms it again right after the connect.
+ *   HANDSHAKE  -> SSL_do_handshake until done (handshake_timeout).  A full
+ *                 handshake over full_handshake_rate is suspended in the
+ *                 certificate callback, before its key exchange and its
+ *                 signature, and waits its turn in the listener's
+ *                 admission queue with its socket unwatched.
+ *   CONNECTING -> over backend_connect_rate or backend_max_connecting,
+ *                 first a turn in the listener's backend queue
+ *                 (connect_timeout); then the backend connect
+ *                 (connect_timeout).  The client is not read meanwhile,
+ *                 so its data waits in the kernel.  Its event stays armed,
+ *                 and is disarmed only if it fires: the relay arms it
+ *                 again right after the connect.
  *   RELAYING   -> relay_run() on every readiness (idle_timeout)
  *
- * One timer serves whichever timeout applies to the current state.  Every
- * way out goes through conn_free(), which releases everything the
- * connection holds: socket, SSL, backend, events, its slot in the
- * listener's count and its reference to the service.
+ * One timer serves whichever timeout applies to the current state, and
+ * also carries a pacer's news that a waiting connection's turn came:
+ * the pacer may run on another thread, and the timer is the one event of
+ * a connection that is never re-assigned, so activating it from there is
+ * safe.  Every way out goes through conn_free(), which releases everything
+ * the connection holds: socket, SSL, backend, events, its place in a
+ * queue, its slot in the listener's count and its reference to the
+ * service.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +40,7 @@
 
 #include "backend.h"
 #include "conn.h"
+#include "pacer.h"
 #include "proxy_tls.h"
 #include "log.h"
 #include "relay.h"
@@ -50,14 +62,21 @@ struct conn {
 	struct service *service;
 	enum conn_state state;
 	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
+	unsigned char admitted;		/* the full handshake may go on */
+	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
+	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
 	SSL *ssl;
 	struct backend_connect *connecting;
-	struct relay relay;		/* valid in CONN_RELAYING */
+	union {
+		struct pacer_wait wait;	/* while waiting_in a pacer's queue */
+		struct relay relay;	/* valid in CONN_RELAYING */
+	};
 	/* One event per socket, re-armed when what we wait for changes:
 	 * brokers hold many idle connections, and each event is 128 bytes. */
 	struct event client_ev, backend_ev;
 	struct event timer;
+	time_t deadline;		/* the timer's, in HANDSHAKE and CONNECTING */
 	time_t started;
 	time_t last_active;
 	uint64_t connect_started;	/* µs, CLOCK_MONOTONIC: the connect time histogram */
@@ -67,6 +86,8 @@ struct conn {
 };
 
 static void conn_free(struct conn *c);
+static void backend_connect(struct conn *c);
+static void handshake_step(struct conn *c);
 static void on_client(evutil_socket_t fd, short what, void *arg);
 static void on_backend(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -164,10 +185,70 @@ conn_set_timer(struct conn *c, int64_t seconds)
 {
 	struct timeval tv = { .tv_sec = (time_t)seconds, .tv_usec = 0 };
 
+	c->deadline = now_seconds() + (time_t)seconds;
 	if (seconds > 0)
 		event_add(&c->timer, &tv);
 	else
 		event_del(&c->timer);
+}
+
+/* --- Waiting for a turn (full_handshake_rate, backend pacing) ------------ */
+
+/* A pacer's news, on whichever thread found the turn: see the top of the file. */
+static void
+on_turn(struct pacer_wait *w)
+{
+	struct conn *c = (struct conn *)(void *)((char *)w - offsetof(struct conn, wait));
+
+	event_active(&c->timer, EV_TIMEOUT, 0);
+}
+
+/* Begin now, or queue ${c} in ${p} (PACER_WAIT) until on_turn(). */
+static enum pacer_result
+conn_enter(struct conn *c, struct pacer *p)
+{
+	c->wait.wake = on_turn;
+	if (pacer_enter(p, &c->wait, now_usec()) == PACER_GO)
+		return PACER_GO;
+	c->waiting_in = p;
+	return PACER_WAIT;
+}
+
+/* A client that closed or reset while it waited: its turn is of no use to it. */
+static int
+client_gone(const struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->sock.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/*
+ * SSL's certificate callback.  OpenSSL calls it on full handshakes only,
+ * once it has tried to resume (a ticket, a session ID, a TLS 1.3 PSK:
+ * forged or unknown ones have failed by then), and before the key
+ * exchange and the signature: the one point where full_handshake_rate
+ * meters exactly what it should.  -1 suspends the handshake
+ * (SSL_ERROR_WANT_X509_LOOKUP) until the turn comes.
+ */
+static int
+admit_full_handshake(SSL *ssl, void *arg)
+{
+	struct conn *c = arg;
+	struct pacer *p = listener_admission(c->listener);
+
+	if (c->admitted)
+		return 1;
+	if (c->waiting_in != NULL)
+		return -1;
+	if (pacer_limited(p) && conn_enter(c, p) == PACER_WAIT) {
+		conn_count(c, STAT_FULL_DEFERRED, 1);
+		return -1;
+	}
+	c->admitted = 1;
+	conn_count(c, STAT_FULL_ADMITTED, 1);
+	return 1;
 }
 
 /* The verified client certificate's subject, or "" without one. */
@@ -236,6 +317,10 @@ on_backend_connected(int fd, const char *why, void *arg)
 	char backend[ADDR_TEXT_MAX + ADDR_HOST_MAX];
 
 	c->connecting = NULL;
+	if (c->backend_slot) {
+		c->backend_slot = 0;
+		pacer_leave(listener_backend_pacer(c->listener));
+	}
 	if (fd < 0) {
 		snprintf(backend, sizeof(backend), "%s:%u",
 		    c->service->settings.backend.host, c->service->settings.backend.port);
@@ -247,7 +332,8 @@ on_backend_connected(int fd, const char *why, void *arg)
 		conn_free(c);
 		return;
 	}
-	stats_connect_time(listener_stats(c->listener), now_usec() - c->connect_started);
+	stats_time(listener_stats(c->listener), STAT_TIME_BACKEND_CONNECT,
+	    now_usec() - c->connect_started);
 	c->state = CONN_RELAYING;
 	relay_init(&c->relay, c->ssl, fd);
 	if (c->service->settings.proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -287,7 +373,7 @@ handshake_done(struct conn *c)
 {
 	char subject[256];
 	const char *kind;
-	int backend_fd;
+	struct pacer *p;
 
 	conn_count(c, handshake_kind(c->ssl, &kind), 1);
 	client_subject(c->ssl, subject, sizeof(subject));
@@ -309,6 +395,27 @@ handshake_done(struct conn *c)
 		conn_free(c);
 		return;
 	}
+	/* The tickets (TLS 1.3) or the server's Finished (TLS 1.2) need not
+	 * wait for the backend.  The client's event stays as it is (above). */
+	p = listener_backend_pacer(c->listener);
+	if (pacer_limited(p)) {
+		if (conn_enter(c, p) == PACER_WAIT) {
+			conn_count(c, STAT_BACKEND_DEFERRED, 1);
+			conn_set_timer(c, c->service->settings.connect_timeout);
+			if (sockbio_flush(&c->sock) == 0)
+				conn_watch(c, RELAY_WANT_CLIENT_WRITE);
+			return;
+		}
+		c->backend_slot = 1;
+	}
+	backend_connect(c);
+}
+
+static void
+backend_connect(struct conn *c)
+{
+	int backend_fd;
+
 	conn_set_timer(c, c->service->settings.connect_timeout);
 	c->connect_started = now_usec();
 	c->connecting = backend_connect_start(c->env->base, c->env->dns,
@@ -326,8 +433,6 @@ handshake_done(struct conn *c)
 		conn_free(c);
 		return;
 	}
-	/* The tickets (TLS 1.3) or the server's Finished (TLS 1.2) need not
-	 * wait for the backend.  The client's event stays as it is (above). */
 	if (sockbio_flush(&c->sock) == 0)
 		conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 }
@@ -351,6 +456,10 @@ handshake_step(struct conn *c)
 	}
 	if (err == SSL_ERROR_WANT_WRITE) {
 		conn_wait(c, RELAY_WANT_CLIENT_WRITE);
+		return;
+	}
+	if (err == SSL_ERROR_WANT_X509_LOOKUP) {	/* admit_full_handshake(): wait */
+		conn_wait(c, 0);
 		return;
 	}
 	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */
@@ -448,12 +557,78 @@ on_backend(evutil_socket_t fd, short what, void *arg)
 	relay_step(c);
 }
 
+/* The turn ${c} waited for came: go on, unless the client has gone since. */
+static void
+turn_came(struct conn *c)
+{
+	struct pacer *p = c->waiting_in;
+	int handshake = c->state == CONN_HANDSHAKE;
+	time_t left = c->deadline - now_seconds();
+
+	c->waiting_in = NULL;
+	stats_time(listener_stats(c->listener), handshake ? STAT_TIME_FULL_WAIT :
+	    STAT_TIME_BACKEND_WAIT, now_usec() - c->wait.since);
+	if (client_gone(c)) {
+		pacer_return(p);	/* the next in line gets the turn */
+		log_info("%s %s: closed by the client while waiting for %s",
+		    c->service->settings.name, c->peer, handshake ?
+		    "full_handshake_rate" : "its backend connect");
+		conn_count(c, handshake ? STAT_FULL_DROPPED : STAT_BACKEND_DROPPED, 1);
+		conn_free(c);
+		return;
+	}
+	if (!handshake) {
+		c->backend_slot = 1;
+		backend_connect(c);
+		return;
+	}
+	c->admitted = 1;
+	conn_count(c, STAT_FULL_ADMITTED, 1);
+	conn_set_timer(c, left > 0 ? left : 1);
+	handshake_step(c);
+}
+
+/* ${c} waited its whole timeout for a turn that did not come. */
+static void
+waited_out(struct conn *c)
+{
+	const struct listener_settings *ls = &c->service->settings;
+
+	c->waiting_in = NULL;
+	if (c->state == CONN_HANDSHAKE) {
+		log_info("%s %s: full handshake not begun within handshake_timeout (%llds): "
+		    "full_handshake_rate (%lld/s) reached; closed", ls->name, c->peer,
+		    (long long)ls->handshake_timeout, (long long)ls->full_handshake_rate);
+		conn_count(c, STAT_FULL_DROPPED, 1);
+	} else {
+		log_warning("%s %s: backend connect not begun within connect_timeout (%llds): "
+		    "backend_connect_rate (%lld/s) or backend_max_connecting (%lld) reached; "
+		    "closed", ls->name, c->peer, (long long)ls->connect_timeout,
+		    (long long)ls->backend_connect_rate, (long long)ls->backend_max_connecting);
+		conn_count(c, STAT_BACKEND_DROPPED, 1);
+		SSL_shutdown(c->ssl);
+	}
+	conn_free(c);
+}
+
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	time_t idle;
 
+	if (c->waiting_in != NULL) {
+		if (pacer_cancel(c->waiting_in, &c->wait) == 0)
+			turn_came(c);	/* on_turn(), or a turn just in time */
+		else
+			waited_out(c);
+		return;
+	}
+	/* on_turn() crossing a timeout: the turn was taken, the timer is not due. */
+	if (c->state != CONN_RELAYING && now_seconds() < c->deadline) {
+		conn_set_timer(c, c->deadline - now_seconds());
+		return;
+	}
 	switch (c->state) {
 	case CONN_HANDSHAKE:
 		log_info("%s %s: handshake timed out after %llds", c->service->settings.name,
@@ -492,6 +667,11 @@ conn_free(struct conn *c)
 
 	event_del(&c->client_ev);
 	event_del(&c->timer);
+	/* A turn that came but will not be used goes to the next in line. */
+	if (c->waiting_in != NULL && pacer_cancel(c->waiting_in, &c->wait) == 0)
+		pacer_return(c->waiting_in);
+	if (c->backend_slot)
+		pacer_leave(listener_backend_pacer(c->listener));
 	if (c->state == CONN_RELAYING) {
 		conn_count_bytes(c);
 		if (c->backend_events)
@@ -564,6 +744,7 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 		goto err2;
 	}
 	SSL_set_bio(c->ssl, bio, bio);	/* the SSL owns the BIO from here */
+	SSL_set_cert_cb(c->ssl, admit_full_handshake, c);
 	stats_count(listener_stats(l), STAT_CONN_ACCEPTED, 1);
 	SSL_set_accept_state(c->ssl);
 	c->env = env;

@@ -3,6 +3,10 @@
  * the same fd and accepts from it; the kernel hands each connection to one
  * of them.  The current service is swapped under a mutex so that a worker
  * always takes a reference to a complete one.
+ *
+ * The pacers of full handshakes and backend connects belong here, not to
+ * the service: a reload changes their limits but keeps their tokens and
+ * their queues, or a reload in a reconnect storm would let a burst through.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "pacer.h"
 #include "stats.h"
 
 #define LISTEN_BACKLOG 4096
@@ -29,7 +34,24 @@ struct listener {
 	struct service *service;
 	atomic_long connections;
 	struct stats *stats;		/* this listener's counters */
+	struct pacer *admission;	/* full handshakes */
+	struct pacer *backend_pacer;	/* backend connects */
 };
+
+/* The limits of ${svc}'s settings, for handshakes and connects from now on. */
+static void
+configure_pacers(struct listener *l, const struct service *svc)
+{
+	const struct listener_settings *ls = &svc->settings;
+	uint64_t connect_rate = (uint64_t)ls->backend_connect_rate;
+
+	pacer_configure(l->admission, (uint64_t)ls->full_handshake_rate,
+	    (uint64_t)ls->full_handshake_burst, 0);
+	/* Connects are spread evenly: at most 10 ms worth start together (the
+	 * timer's resolution is 1 ms), never a second's worth at once. */
+	pacer_configure(l->backend_pacer, connect_rate, connect_rate / 100 > 0 ?
+	    connect_rate / 100 : 1, (uint64_t)ls->backend_max_connecting);
+}
 
 int
 listener_bind_socket(const struct hostport *hp, char *why, size_t whylen)
@@ -74,12 +96,14 @@ err0:
 }
 
 struct listener *
-listener_new(const struct listener_settings *ls, struct service *svc, char *why, size_t whylen)
+listener_new(const struct listener_settings *ls, struct service *svc, struct event_base *base,
+    char *why, size_t whylen)
 {
 	struct listener *l;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL || (l->name = strdup(ls->name)) == NULL ||
-	    (l->stats = stats_new()) == NULL) {
+	    (l->stats = stats_new()) == NULL || (l->admission = pacer_new(base)) == NULL ||
+	    (l->backend_pacer = pacer_new(base)) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto err1;
 	}
@@ -89,10 +113,13 @@ listener_new(const struct listener_settings *ls, struct service *svc, char *why,
 	pthread_mutex_init(&l->lock, NULL);
 	atomic_init(&l->connections, 0);
 	l->service = svc;
+	configure_pacers(l, svc);
 	return l;
 
 err1:
 	if (l != NULL) {
+		pacer_free(l->admission);
+		pacer_free(l->backend_pacer);
 		stats_free(l->stats);
 		free(l->name);
 	}
@@ -117,6 +144,8 @@ listener_free(struct listener *l)
 	listener_close_socket(l);
 	service_unref(l->service);
 	pthread_mutex_destroy(&l->lock);
+	pacer_free(l->admission);
+	pacer_free(l->backend_pacer);
 	stats_free(l->stats);
 	free(l->name);
 	free(l);
@@ -156,6 +185,7 @@ listener_set_service(struct listener *l, struct service *svc)
 {
 	struct service *old;
 
+	configure_pacers(l, svc);
 	pthread_mutex_lock(&l->lock);
 	old = l->service;
 	l->service = svc;
@@ -191,4 +221,16 @@ struct stats *
 listener_stats(const struct listener *l)
 {
 	return l->stats;
+}
+
+struct pacer *
+listener_admission(const struct listener *l)
+{
+	return l->admission;
+}
+
+struct pacer *
+listener_backend_pacer(const struct listener *l)
+{
+	return l->backend_pacer;
 }

@@ -12,17 +12,21 @@
 #include "config.h"
 #include "service.h"
 
+struct event_base;
+struct pacer;
 struct stats;
 
 struct listener;
 
 /**
- * listener_new(ls, svc, why, whylen): bind and listen on ${ls}->listen
- * (non-blocking, close-on-exec) and answer with ${svc}, whose reference is
- * taken over.  NULL with a reason in ${why} on failure.
+ * listener_new(ls, svc, base, why, whylen): bind and listen on
+ * ${ls}->listen (non-blocking, close-on-exec) and answer with ${svc},
+ * whose reference is taken over.  Its pacers keep their timers on ${base},
+ * which must run as long as the listener lives.  NULL with a reason in
+ * ${why} on failure.
  */
 struct listener *listener_new(const struct listener_settings *ls, struct service *svc,
-    char *why, size_t whylen);
+    struct event_base *base, char *why, size_t whylen);
 
 /**
  * listener_bind_socket(hp, why, whylen): a non-blocking, close-on-exec TCP
@@ -52,7 +56,10 @@ const struct hostport *listener_address(const struct listener *l);
 /** listener_service(l): the current service, with a new reference for the caller. */
 struct service *listener_service(struct listener *l);
 
-/** listener_set_service(l, svc): answer new connections with ${svc} (reference taken over). */
+/**
+ * listener_set_service(l, svc): answer new connections with ${svc}
+ * (reference taken over), and pace them with its limits.
+ */
 void listener_set_service(struct listener *l, struct service *svc);
 
 /**
@@ -69,5 +76,14 @@ long listener_connections(const struct listener *l);
 
 /** listener_stats(l): the listener's counters, which live as long as it does. */
 struct stats *listener_stats(const struct listener *l);
+
+/** listener_admission(l): the pacer of full handshakes (full_handshake_rate). */
+struct pacer *listener_admission(const struct listener *l);
+
+/**
+ * listener_backend_pacer(l): the pacer of backend connects
+ * (backend_connect_rate, backend_max_connecting).
+ */
+struct pacer *listener_backend_pacer(const struct listener *l);
 
 #endif

@@ -31,6 +31,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pacer.h"
 #include "service.h"
 #include "stats.h"
 #include "ticket_keys.h"
@@ -225,38 +226,95 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 		    (unsigned long long)stats_value(NULL, rejections[j].counter));
 }
 
+/* One histogram family of ${timing}, a series per listener, in seconds. */
+static void
+write_histogram(struct metrics *m, struct evbuffer *b, const char *metric,
+    enum stat_timing timing, const char *help)
+{
+	uint64_t buckets[STATS_TIME_BUCKETS], sum, count;
+	char name[160];
+
+	family(b, metric, "histogram", help);
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		label(listener_name(m->listeners[i]), name, sizeof(name));
+		stats_histogram(listener_stats(m->listeners[i]), timing, buckets, &sum, &count);
+		for (size_t j = 0; j < STATS_TIME_BUCKETS; j++)
+			evbuffer_add_printf(b, "%s_bucket{listener=\"%s\",le=\"%g\"} %llu\n",
+			    metric, name, (double)stats_time_bound(j) / 1e6,
+			    (unsigned long long)buckets[j]);
+		evbuffer_add_printf(b, "%s_bucket{listener=\"%s\",le=\"+Inf\"} %llu\n", metric,
+		    name, (unsigned long long)count);
+		evbuffer_add_printf(b, "%s_sum{listener=\"%s\"} %.6f\n", metric, name,
+		    (double)sum / 1e6);
+		evbuffer_add_printf(b, "%s_count{listener=\"%s\"} %llu\n", metric, name,
+		    (unsigned long long)count);
+	}
+}
+
+/* A counter family with one series per listener: NAME{listener=".."} N */
+static void
+write_listener_counter(struct metrics *m, struct evbuffer *b, const char *metric,
+    enum stat_counter counter, const char *help)
+{
+	char name[160];
+
+	family(b, metric, "counter", help);
+	for (size_t i = 0; i < m->nlisteners; i++)
+		evbuffer_add_printf(b, "%s{listener=\"%s\"} %llu\n", metric,
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    (unsigned long long)stats_value(listener_stats(m->listeners[i]), counter));
+}
+
+/* A gauge family of how many wait in a listener's pacer. */
+static void
+write_waiting(struct metrics *m, struct evbuffer *b, const char *metric,
+    struct pacer *(*pacer_of)(const struct listener *), const char *help)
+{
+	char name[160];
+
+	family(b, metric, "gauge", help);
+	for (size_t i = 0; i < m->nlisteners; i++)
+		evbuffer_add_printf(b, "%s{listener=\"%s\"} %llu\n", metric,
+		    label(listener_name(m->listeners[i]), name, sizeof(name)),
+		    (unsigned long long)pacer_queued(pacer_of(m->listeners[i])));
+}
+
+/* full_handshake_rate, backend_connect_rate and backend_max_connecting at work. */
+static void
+write_pacing(struct metrics *m, struct evbuffer *b)
+{
+	write_listener_counter(m, b, "tlsproxy_full_handshakes_admitted_total",
+	    STAT_FULL_ADMITTED, "Full handshakes that began their key exchange and "
+	    "signature, at once or after waiting for full_handshake_rate.");
+	write_listener_counter(m, b, "tlsproxy_full_handshakes_deferred_total",
+	    STAT_FULL_DEFERRED, "Full handshakes that had to wait for full_handshake_rate.");
+	write_listener_counter(m, b, "tlsproxy_full_handshakes_dropped_total",
+	    STAT_FULL_DROPPED, "Full handshakes closed while waiting: handshake_timeout "
+	    "passed, or the client left.");
+	write_waiting(m, b, "tlsproxy_full_handshakes_waiting", listener_admission,
+	    "Full handshakes waiting for full_handshake_rate now.");
+	write_histogram(m, b, "tlsproxy_full_handshake_wait_seconds", STAT_TIME_FULL_WAIT,
+	    "How long deferred full handshakes waited before they began.");
+	write_listener_counter(m, b, "tlsproxy_backend_connects_deferred_total",
+	    STAT_BACKEND_DEFERRED, "Backend connects that had to wait for "
+	    "backend_connect_rate or backend_max_connecting.");
+	write_listener_counter(m, b, "tlsproxy_backend_connects_dropped_total",
+	    STAT_BACKEND_DROPPED, "Connections closed while waiting for their backend "
+	    "connect: connect_timeout passed, or the client left.");
+	write_waiting(m, b, "tlsproxy_backend_connects_waiting", listener_backend_pacer,
+	    "Connections waiting for their backend connect to begin now.");
+	write_histogram(m, b, "tlsproxy_backend_connect_wait_seconds", STAT_TIME_BACKEND_WAIT,
+	    "How long deferred backend connects waited before they began.");
+}
+
 static void
 write_backend(struct metrics *m, struct evbuffer *b)
 {
-	uint64_t buckets[STATS_CONNECT_BUCKETS], sum, count;
-	char name[160];
-	size_t i, j;
-
-	family(b, "tlsproxy_backend_connect_failures_total", "counter",
-	    "Backend connects that failed or timed out (connect_timeout).");
-	for (i = 0; i < m->nlisteners; i++)
-		evbuffer_add_printf(b, "tlsproxy_backend_connect_failures_total"
-		    "{listener=\"%s\"} %llu\n",
-		    label(listener_name(m->listeners[i]), name, sizeof(name)),
-		    (unsigned long long)stats_value(listener_stats(m->listeners[i]),
-		    STAT_BACKEND_FAILED));
-	family(b, "tlsproxy_backend_connect_seconds", "histogram", "Time from the start of "
-	    "a backend connect (name resolution included) to the connection, for connects "
-	    "that succeeded.");
-	for (i = 0; i < m->nlisteners; i++) {
-		label(listener_name(m->listeners[i]), name, sizeof(name));
-		stats_connect_histogram(listener_stats(m->listeners[i]), buckets, &sum, &count);
-		for (j = 0; j < STATS_CONNECT_BUCKETS; j++)
-			evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_bucket"
-			    "{listener=\"%s\",le=\"%g\"} %llu\n", name,
-			    (double)stats_connect_bound(j) / 1e6, (unsigned long long)buckets[j]);
-		evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_bucket"
-		    "{listener=\"%s\",le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
-		evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_sum{listener=\"%s\"} "
-		    "%.6f\n", name, (double)sum / 1e6);
-		evbuffer_add_printf(b, "tlsproxy_backend_connect_seconds_count{listener=\"%s\"} "
-		    "%llu\n", name, (unsigned long long)count);
-	}
+	write_listener_counter(m, b, "tlsproxy_backend_connect_failures_total",
+	    STAT_BACKEND_FAILED, "Backend connects that failed or timed out (connect_timeout).");
+	write_histogram(m, b, "tlsproxy_backend_connect_seconds", STAT_TIME_BACKEND_CONNECT,
+	    "Time from the start of a backend connect (name resolution included) to the "
+	    "connection, for connects that succeeded.");
 	family(b, "tlsproxy_bytes_total", "counter", "Bytes relayed: written to the backend "
 	    "(a PROXY protocol header included) and written to clients (before encryption).");
 	write_per_listener(m, b, "tlsproxy_bytes_total", "direction", directions,
@@ -332,6 +390,7 @@ on_request(struct evhttp_request *req, void *arg)
 	write_connections(m, b);
 	write_handshakes(m, b);
 	write_backend(m, b);
+	write_pacing(m, b);
 	write_process(m, &st, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", CONTENT_TYPE);
 	evhttp_send_reply(req, HTTP_OK, "OK", b);

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pacer.h"
 #include "privileges.h"
 #include "server.h"
 #include "service.h"
@@ -384,6 +385,22 @@ server_drain(struct server *srv, const char *signame)
 	event_add(srv->drain_timer, &tick);
 }
 
+/* SIGUSR1: what waits now in each listener's pacers, where any are limited. */
+static void
+log_queues(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		struct pacer *admission = listener_admission(srv->listeners[i]);
+		struct pacer *backend = listener_backend_pacer(srv->listeners[i]);
+
+		if (pacer_limited(admission) || pacer_limited(backend))
+			log_info("listener %s: waiting: full_handshakes=%llu backend_connects=%llu",
+			    listener_name(srv->listeners[i]),
+			    (unsigned long long)pacer_queued(admission),
+			    (unsigned long long)pacer_queued(backend));
+	}
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -402,6 +419,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGUSR1:
 		stats_log();
+		log_queues(srv);
 		break;
 	}
 }
@@ -426,11 +444,11 @@ bind_listeners(struct server *srv)
 		char addr[ADDR_TEXT_MAX];
 
 		addr_format((const struct sockaddr *)&ls->listen.sa, addr, sizeof(addr));
-		srv->listeners[i] = listener_new(ls, svcs[i], why, sizeof(why));
+		srv->listeners[i] = listener_new(ls, svcs[i], srv->base, why, sizeof(why));
 		svcs[i] = NULL;	/* taken over, even on failure */
 		if (srv->listeners[i] == NULL) {
-			log_error("%s:%d: listener \"%s\": cannot listen on %s: %s", s->path,
-			    ls->where.line, ls->name, addr, why);
+			log_error("%s:%d: listener \"%s\": cannot listen on %s: %s",
+			    ls->where.file, ls->where.line, ls->name, addr, why);
 			goto done;
 		}
 		srv->nlisteners++;

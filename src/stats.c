@@ -15,16 +15,23 @@
 #include "log.h"
 #include "stats.h"
 
+/* One histogram: a count per bucket, the last one past every bound. */
+struct timing {
+	_Atomic uint64_t buckets[STATS_TIME_BUCKETS + 1];
+	_Atomic uint64_t usec;
+};
+
 struct stats {
 	_Atomic uint64_t counters[STAT_COUNTER_MAX];
-	/* Backend connect times: one count per bucket, the last one past every bound. */
-	_Atomic uint64_t connect_buckets[STATS_CONNECT_BUCKETS + 1];
-	_Atomic uint64_t connect_usec;
+	struct timing timings[STAT_TIMING_MAX];
 	struct stats *next;
 };
 
-/* 1 ms to 10 s: loopback and LAN brokers at the low end, a struggling one at the top. */
-static const uint64_t connect_bounds[STATS_CONNECT_BUCKETS] = {
+/*
+ * 1 ms to 10 s: loopback and LAN brokers at the low end, a struggling one
+ * (or a long wait for admission) at the top.
+ */
+static const uint64_t time_bounds[STATS_TIME_BUCKETS] = {
 	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
 	2500000, 10000000,
 };
@@ -57,6 +64,11 @@ static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_HANDSHAKE_CLIENT_CLOSED] = "handshake_client_closed",
 	[STAT_RELOAD_OK] = "reloads_ok",
 	[STAT_RELOAD_FAILED] = "reloads_failed",
+	[STAT_FULL_ADMITTED] = "full_admitted",
+	[STAT_FULL_DEFERRED] = "full_deferred",
+	[STAT_FULL_DROPPED] = "full_dropped",
+	[STAT_BACKEND_DEFERRED] = "backend_deferred",
+	[STAT_BACKEND_DROPPED] = "backend_dropped",
 };
 
 struct stats *
@@ -68,9 +80,11 @@ stats_new(void)
 		return NULL;
 	for (size_t i = 0; i < STAT_COUNTER_MAX; i++)
 		atomic_init(&st->counters[i], 0);
-	for (size_t i = 0; i <= STATS_CONNECT_BUCKETS; i++)
-		atomic_init(&st->connect_buckets[i], 0);
-	atomic_init(&st->connect_usec, 0);
+	for (size_t t = 0; t < STAT_TIMING_MAX; t++) {
+		for (size_t i = 0; i <= STATS_TIME_BUCKETS; i++)
+			atomic_init(&st->timings[t].buckets[i], 0);
+		atomic_init(&st->timings[t].usec, 0);
+	}
 	pthread_mutex_lock(&blocks_lock);
 	st->next = blocks;
 	blocks = st;
@@ -128,36 +142,37 @@ stats_get(enum stat_counter counter)
 }
 
 void
-stats_connect_time(struct stats *st, uint64_t usec)
+stats_time(struct stats *st, enum stat_timing timing, uint64_t usec)
 {
+	struct timing *t = &st->timings[timing];
 	size_t i = 0;
 
-	while (i < STATS_CONNECT_BUCKETS && usec > connect_bounds[i])
+	while (i < STATS_TIME_BUCKETS && usec > time_bounds[i])
 		i++;
-	atomic_fetch_add_explicit(&st->connect_usec, usec, memory_order_relaxed);
-	atomic_fetch_add_explicit(&st->connect_buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->usec, usec, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->buckets[i], 1, memory_order_relaxed);
 }
 
 uint64_t
-stats_connect_bound(size_t i)
+stats_time_bound(size_t i)
 {
-	return i < STATS_CONNECT_BUCKETS ? connect_bounds[i] : UINT64_MAX;
+	return i < STATS_TIME_BUCKETS ? time_bounds[i] : UINT64_MAX;
 }
 
 void
-stats_connect_histogram(const struct stats *st, uint64_t buckets[STATS_CONNECT_BUCKETS],
-    uint64_t *sum_usec, uint64_t *count)
+stats_histogram(const struct stats *st, enum stat_timing timing,
+    uint64_t buckets[STATS_TIME_BUCKETS], uint64_t *sum_usec, uint64_t *count)
 {
+	const struct timing *t = &st->timings[timing];
 	uint64_t n = 0;
 
-	for (size_t i = 0; i < STATS_CONNECT_BUCKETS; i++) {
-		n += atomic_load_explicit(&st->connect_buckets[i], memory_order_relaxed);
+	for (size_t i = 0; i < STATS_TIME_BUCKETS; i++) {
+		n += atomic_load_explicit(&t->buckets[i], memory_order_relaxed);
 		buckets[i] = n;
 	}
 	/* The count is the buckets' total, so that +Inf always equals _count. */
-	*count = n + atomic_load_explicit(&st->connect_buckets[STATS_CONNECT_BUCKETS],
-	    memory_order_relaxed);
-	*sum_usec = atomic_load_explicit(&st->connect_usec, memory_order_relaxed);
+	*count = n + atomic_load_explicit(&t->buckets[STATS_TIME_BUCKETS], memory_order_relaxed);
+	*sum_usec = atomic_load_explicit(&t->usec, memory_order_relaxed);
 }
 
 void

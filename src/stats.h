@@ -37,11 +37,26 @@ enum stat_counter {
 	STAT_HANDSHAKE_CLIENT_CLOSED,	/* EOF or reset before the handshake ended */
 	STAT_RELOAD_OK,
 	STAT_RELOAD_FAILED,
+	/* Admission of full handshakes (full_handshake_rate). */
+	STAT_FULL_ADMITTED,		/* began the expensive part, at once or after waiting */
+	STAT_FULL_DEFERRED,		/* had to wait for a token first */
+	STAT_FULL_DROPPED,		/* waited, then closed: handshake_timeout or the client left */
+	/* Pacing of backend connects (backend_connect_rate, backend_max_connecting). */
+	STAT_BACKEND_DEFERRED,		/* had to wait for its turn first */
+	STAT_BACKEND_DROPPED,		/* waited, then closed: connect_timeout or the client left */
 	STAT_COUNTER_MAX
 };
 
-/* Upper bounds (le) of the backend connect time histogram's buckets. */
-#define STATS_CONNECT_BUCKETS 12
+/* What a histogram times; every one has the same buckets. */
+enum stat_timing {
+	STAT_TIME_BACKEND_CONNECT,	/* start of a backend connect to the connection */
+	STAT_TIME_FULL_WAIT,		/* a deferred full handshake's wait for admission */
+	STAT_TIME_BACKEND_WAIT,		/* a deferred backend connect's wait for its turn */
+	STAT_TIMING_MAX
+};
+
+/* Upper bounds (le) of the histograms' buckets. */
+#define STATS_TIME_BUCKETS 12
 
 struct stats;
 
@@ -66,20 +81,19 @@ uint64_t stats_value(const struct stats *st, enum stat_counter counter);
 /** stats_get(counter): ${counter} summed over every block. */
 uint64_t stats_get(enum stat_counter counter);
 
-/** stats_connect_time(st, usec): a backend connect of ${st} took ${usec} microseconds. */
-void stats_connect_time(struct stats *st, uint64_t usec);
+/** stats_time(st, timing, usec): one ${timing} of ${st} took ${usec} microseconds. */
+void stats_time(struct stats *st, enum stat_timing timing, uint64_t usec);
 
-/** stats_connect_bound(i): the upper bound of bucket ${i}, in microseconds. */
-uint64_t stats_connect_bound(size_t i);
+/** stats_time_bound(i): the upper bound of bucket ${i}, in microseconds. */
+uint64_t stats_time_bound(size_t i);
 
 /**
- * stats_connect_histogram(st, buckets, sum_usec, count): ${st}'s backend
- * connect times: ${buckets}[i] connects took at most stats_connect_bound(i)
- * (cumulative, as Prometheus wants them), ${count} in all, taking
- * ${sum_usec} together.
+ * stats_histogram(st, timing, buckets, sum_usec, count): ${st}'s ${timing}s:
+ * ${buckets}[i] took at most stats_time_bound(i) (cumulative, as
+ * Prometheus wants them), ${count} in all, taking ${sum_usec} together.
  */
-void stats_connect_histogram(const struct stats *st, uint64_t buckets[STATS_CONNECT_BUCKETS],
-    uint64_t *sum_usec, uint64_t *count);
+void stats_histogram(const struct stats *st, enum stat_timing timing,
+    uint64_t buckets[STATS_TIME_BUCKETS], uint64_t *sum_usec, uint64_t *count);
 
 /** stats_log(): write every counter, summed over the blocks, on one log line (SIGUSR1). */
 void stats_log(void);

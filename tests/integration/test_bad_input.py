@@ -257,22 +257,9 @@ def _():
     d.wait_fds(base)
 
 
-def full_accept_queue():
-    """A listening socket whose accept queue is full, so that the kernel
-    drops further SYNs and a connect to it stays in progress; returns
-    (listening socket, the connection filling its queue)."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(0)
-    defer(lsock.close)
-    filler = socket.create_connection(lsock.getsockname(), timeout=5)
-    defer(filler.close)
-    return lsock, filler
-
-
 @case("backend slow to accept: the proxy waits for its connect, then relays")
 def _():
-    lsock, filler = full_accept_queue()
+    lsock, filler = tplib.full_accept_queue()
     port = free_port()
     Daemon(make_conf([listener_conf("slow", port, lsock.getsockname()[1],
                                     connect_timeout="10s")])).start()
@@ -291,7 +278,7 @@ def _():
 
 @case("backend never accepts: connect_timeout closes cleanly, logged")
 def _():
-    lsock, filler = full_accept_queue()
+    lsock, filler = tplib.full_accept_queue()
     port = free_port()
     d = Daemon(make_conf([listener_conf("blackhole", port, lsock.getsockname()[1],
                                         connect_timeout="1s")])).start()

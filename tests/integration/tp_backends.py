@@ -215,3 +215,16 @@ class StreamBackend(Backend):
         t.start()
         self.read_to_eof(conn, rec)
         t.join(max(1, self._deadline - time.monotonic()))
+
+
+def full_accept_queue():
+    """A listening socket whose accept queue is full, so that the kernel
+    drops further SYNs and a connect to it stays in progress; returns
+    (listening socket, the connection filling its queue)."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    defer(lsock.close)
+    filler = socket.create_connection(lsock.getsockname(), timeout=5)
+    defer(filler.close)
+    return lsock, filler

@@ -140,6 +140,22 @@ class Daemon:
         self.check_alive()
         self.proc.send_signal(sig)
 
+    def counters(self, paced=()):
+        """The counters of the SIGUSR1 stats line, and what waits in the
+        pacers of each listener named in ${paced} (one with a limit, which
+        logs a line after it): ({name: n}, {listener: (full handshakes,
+        backend connects)})."""
+        mark = self.mark()
+        self.signal(signal.SIGUSR1)
+        m = self.wait_log(r"stats: (.*)$", 5, since=mark)
+        counts = dict((k, int(v)) for k, v in (kv.split("=") for kv in m.group(1).split()))
+        waiting = {}
+        for name in paced:
+            w = self.wait_log(r"listener %s: waiting: full_handshakes=(\d+) "
+                              r"backend_connects=(\d+)" % re.escape(name), 5, since=mark)
+            waiting[name] = (int(w.group(1)), int(w.group(2)))
+        return counts, waiting
+
     def freeze(self):
         """freeze(): SIGSTOP, then wait until every thread has stopped:
         kill(2) returns before a running thread has taken the signal."""

@@ -671,7 +671,8 @@ START_TEST(test_unknown_settings)
 	    "listeners[1].timeout: unknown setting (allowed: name, listen, "
 	    "backend, cert, key, client_ca, protocols, ciphers, ciphersuites, "
 	    "verify_client, handshake_timeout, connect_timeout, idle_timeout, "
-	    "max_connections, proxy_protocol, "
+	    "max_connections, full_handshake_rate, full_handshake_burst, "
+	    "backend_connect_rate, backend_max_connecting, proxy_protocol, "
 	    "proxy_protocol_client_cert)");
 }
 END_TEST

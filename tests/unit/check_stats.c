@@ -45,32 +45,32 @@ END_TEST
 START_TEST(test_histogram_buckets)
 {
 	struct stats *st = stats_new();
-	uint64_t buckets[STATS_CONNECT_BUCKETS], sum, count;
+	uint64_t buckets[STATS_TIME_BUCKETS], sum, count;
 	size_t i;
 
 	/* The bounds rise, from 1 ms to 10 s. */
-	ck_assert_uint_eq(stats_connect_bound(0), 1000);
-	ck_assert_uint_eq(stats_connect_bound(STATS_CONNECT_BUCKETS - 1), 10000000);
-	for (i = 1; i < STATS_CONNECT_BUCKETS; i++)
-		ck_assert_uint_gt(stats_connect_bound(i), stats_connect_bound(i - 1));
+	ck_assert_uint_eq(stats_time_bound(0), 1000);
+	ck_assert_uint_eq(stats_time_bound(STATS_TIME_BUCKETS - 1), 10000000);
+	for (i = 1; i < STATS_TIME_BUCKETS; i++)
+		ck_assert_uint_gt(stats_time_bound(i), stats_time_bound(i - 1));
 
-	stats_connect_histogram(st, buckets, &sum, &count);
+	stats_histogram(st, STAT_TIME_BACKEND_CONNECT, buckets, &sum, &count);
 	ck_assert_uint_eq(count, 0);
 	ck_assert_uint_eq(sum, 0);
-	for (i = 0; i < STATS_CONNECT_BUCKETS; i++)
+	for (i = 0; i < STATS_TIME_BUCKETS; i++)
 		ck_assert_uint_eq(buckets[i], 0);
 
-	stats_connect_time(st, 0);		/* le 0.001 */
-	stats_connect_time(st, 1000);		/* le 0.001: the bound is inclusive */
-	stats_connect_time(st, 1001);		/* le 0.0025 */
-	stats_connect_time(st, 10000000);	/* le 10 */
-	stats_connect_time(st, 10000001);	/* +Inf only */
-	stats_connect_histogram(st, buckets, &sum, &count);
+	stats_time(st, STAT_TIME_BACKEND_CONNECT, 0);		/* le 0.001 */
+	stats_time(st, STAT_TIME_BACKEND_CONNECT, 1000);		/* le 0.001: the bound is inclusive */
+	stats_time(st, STAT_TIME_BACKEND_CONNECT, 1001);		/* le 0.0025 */
+	stats_time(st, STAT_TIME_BACKEND_CONNECT, 10000000);	/* le 10 */
+	stats_time(st, STAT_TIME_BACKEND_CONNECT, 10000001);	/* +Inf only */
+	stats_histogram(st, STAT_TIME_BACKEND_CONNECT, buckets, &sum, &count);
 	ck_assert_uint_eq(buckets[0], 2);
 	ck_assert_uint_eq(buckets[1], 3);
-	for (i = 2; i < STATS_CONNECT_BUCKETS - 1; i++)
+	for (i = 2; i < STATS_TIME_BUCKETS - 1; i++)
 		ck_assert_uint_eq(buckets[i], 3);
-	ck_assert_uint_eq(buckets[STATS_CONNECT_BUCKETS - 1], 4);
+	ck_assert_uint_eq(buckets[STATS_TIME_BUCKETS - 1], 4);
 	ck_assert_uint_eq(count, 5);
 	ck_assert_uint_eq(sum, 0 + 1000 + 1001 + 10000000 + 10000001);
 	stats_free(st);

@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Reconnect storms: full_handshake_rate admits full handshakes at a set rate
+(first come, first served; the rest wait with their socket unwatched, up to
+handshake_timeout), while resumptions (TLS 1.3 ticket, TLS 1.2 ticket and
+session ID) go through at once and a forged ticket or an unknown session ID
+is metered like any full handshake; backend_connect_rate and
+backend_max_connecting pace the connects to the broker (up to
+connect_timeout); a reload keeps the bucket and the queue; the counters, the
+SIGUSR1 line and the metrics say what happened.  The only timing assertions
+are lower bounds that a rate limit makes certain."""
+
+import base64
+import os
+import re
+import signal
+import ssl
+import sys
+import threading
+import time
+import urllib.request
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tplib  # noqa: E402
+from tplib import (OPENSSL, TLS12, TLS13, TLSClient, Daemon, EchoBackend, case,  # noqa: E402
+                   check, check_eq, client_context, defer, free_port, listener_conf,
+                   make_conf, run, s_client_tls12, tmpfile, wait_until)
+
+SEED = 'mode = "stateless"; seed = "pacing-test-seed-0123456789abcdef";'
+LISTENER = "mqtt"
+
+
+def paced_proxy(backend=None, metrics=False, **settings):
+    """tlsproxy (stateless tickets, 2 workers) with ${settings} on its one
+    listener, in front of ${backend} (a new echo backend by default)."""
+    backend = backend or EchoBackend()
+    port = free_port()
+    extra = 'metrics = "127.0.0.1:%d";' % free_port() if metrics else ""
+    conf = make_conf(listener_conf(LISTENER, port, backend.port, **settings), tickets=SEED,
+                     extra=extra)
+    d = Daemon(conf).start()
+    d.conf_text = conf
+    d.port = port
+    d.metrics_port = int(re.search(r'metrics = "127\.0\.0\.1:(\d+)"', extra).group(1)) \
+        if metrics else None
+    return d, port, backend
+
+
+def park(port, version=TLS13):
+    """A client that has sent its ClientHello and waits for the answer;
+    .handshake() finishes it later."""
+    c = TLSClient(port, version, handshake=False)
+    try:
+        c.obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    c._flush()
+    return c
+
+
+def finishes(c):
+    """True if ${c}'s handshake completes and relays, False if the proxy
+    closed it first."""
+    try:
+        c.handshake()
+        c.roundtrip(b"after the wait")
+        return True
+    except (ConnectionError, ssl.SSLError, OSError):
+        return False
+
+
+def counters(d):
+    return d.counters(paced=(LISTENER,))
+
+
+def metric(d, name):
+    """The value of sample ${name}{listener="mqtt"} on ${d}'s /metrics."""
+    url = "http://127.0.0.1:%d/metrics" % d.metrics_port
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^%s\{listener=\"%s\"\} (\S+)$" % (re.escape(name), LISTENER), text, re.M)
+    check(m is not None, "no %s on /metrics" % name)
+    return float(m.group(1))
+
+
+# ---------------------------------------------------------------- admission
+
+
+@case("full_handshake_rate = 2: 8 full handshakes at once start 2 at once, then 2 a "
+      "second, and all complete; the waits are counted")
+def _():
+    d, port, _ = paced_proxy(metrics=True, full_handshake_rate=2, handshake_timeout="20s")
+    started = time.monotonic()
+    clients = [park(port) for _ in range(8)]
+    parked = time.monotonic() - started
+    for i, c in enumerate(clients):
+        check(finishes(c), "client %d was closed" % i)
+    took = time.monotonic() - started
+    # Burst 2, then one every 0.5 s: the 8th cannot start before 3 s.
+    check(took >= 2.5, "8 full handshakes in %.2f s at 2/s with burst 2" % took)
+    counts, waiting = counters(d)
+    check_eq(counts["full_admitted"], 8, "full handshakes admitted")
+    # Tokens that came while the clients were parking let some through.
+    least = 6 - int(parked * 2) - 1
+    check(least <= counts["full_deferred"] <= 6, "deferred %d (parking took %.2f s)"
+          % (counts["full_deferred"], parked))
+    check_eq(counts["full_dropped"], 0, "dropped")
+    check_eq(waiting[LISTENER], (0, 0), "waiting after the storm")
+    check_eq(metric(d, "tlsproxy_full_handshakes_admitted_total"), 8, "admitted (metrics)")
+    check_eq(metric(d, "tlsproxy_full_handshakes_deferred_total"), counts["full_deferred"],
+             "deferred (metrics)")
+    check_eq(metric(d, "tlsproxy_full_handshake_wait_seconds_count"),
+             counts["full_deferred"], "waits in the histogram")
+    check(metric(d, "tlsproxy_full_handshake_wait_seconds_sum") >= 2.0,
+          "the waits add up to less than the rate allows")
+
+
+def session_id_of(out):
+    m = re.search(r"Session-ID: ([0-9A-F]+)", out)
+    check(m is not None and m.group(1), "no session ID in s_client's output")
+    return m.group(1)
+
+
+def forge_ticket(src, dst):
+    """Copy session file ${src} to ${dst} with one byte of its ticket's
+    encrypted part changed: the key name still matches, the MAC does not."""
+    rc, out, _ = run([OPENSSL, "sess_id", "-in", src, "-noout", "-text"], check_rc=0)
+    m = re.search(r"TLS session ticket:\n\s*0000 - ((?:[0-9a-f]{2}[ -]){16})", out)
+    check(m is not None, "no ticket in %s" % src)
+    name = bytes.fromhex(re.sub(r"[ -]", "", m.group(1)))
+    with open(src) as f:
+        pem = f.read()
+    body = "".join(l for l in pem.splitlines() if not l.startswith("-----"))
+    der = bytearray(base64.b64decode(body))
+    at = der.find(name)
+    check(at >= 0, "the ticket's key name is not in the session's DER")
+    der[at + 40] ^= 0x5a        # past the name and the IV: the ciphertext
+    text = base64.encodebytes(bytes(der)).decode()
+    with open(dst, "w") as f:
+        f.write("-----BEGIN SSL SESSION PARAMETERS-----\n%s-----END SSL SESSION "
+                "PARAMETERS-----\n" % text)
+
+
+@case("while full handshakes wait, TLS 1.3 and TLS 1.2 tickets and a session ID resume at "
+      "once; a forged ticket and an unknown session ID wait like any full handshake")
+def _():
+    d, port, backend = paced_proxy(full_handshake_rate=1, full_handshake_burst=1,
+                                   handshake_timeout="30s")
+    other, oport, _ = paced_proxy(backend)     # same seed, its own session cache
+    ctx = client_context(TLS13)
+    c = TLSClient(port, ctx=ctx)
+    c.roundtrip(b"a TLS 1.3 session")
+    s13 = c.obj.session
+    f12t, f12id, fother, forged = (tmpfile(n) for n in ("t12.pem", "id12.pem", "other.pem",
+                                                       "forged.pem"))
+    check_eq(s_client_tls12(port, sess_out=f12t, tickets=True)[0], "New", "TLS 1.2 ticket")
+    check_eq(s_client_tls12(port, sess_out=f12id)[0], "New", "TLS 1.2 session ID")
+    check_eq(s_client_tls12(oport, sess_out=fother)[0], "New", "a session ID of another node")
+    forge_ticket(f12t, forged)
+
+    # Three full handshakes take the next three seconds' tokens.
+    parked = [park(port) for _ in range(3)]
+    before, waiting = counters(d)
+    check(waiting[LISTENER][0] >= 2, "full handshakes waiting: %d" % waiting[LISTENER][0])
+
+    r = TLSClient(port, ctx=ctx, session=s13)
+    r.roundtrip(b"resumed")
+    check(r.obj.session_reused, "TLS 1.3 ticket not resumed")
+    check_eq(s_client_tls12(port, sess_in=f12t, tickets=True)[0], "Reused", "TLS 1.2 ticket")
+    check_eq(s_client_tls12(port, sess_in=f12id)[0], "Reused", "TLS 1.2 session ID")
+    after, waiting = counters(d)
+    check(waiting[LISTENER][0] >= 1, "the resumptions waited behind the full handshakes")
+    check_eq(after["full_deferred"], before["full_deferred"], "resumptions deferred")
+    check_eq(after["full_admitted"], before["full_admitted"], "resumptions admitted")
+
+    # Not resumable: metered, behind the three in line.
+    result = {}
+
+    def offer(what, sess, tickets):
+        result[what] = s_client_tls12(port, sess_in=sess, tickets=tickets)[0]
+    threads = [threading.Thread(target=offer, args=a) for a in
+               (("forged", forged, True), ("unknown", fother, False))]
+    for t in threads:
+        t.start()
+    wait_until(lambda: counters(d)[0]["full_deferred"] >= before["full_deferred"] + 2, 10,
+               "the forged ticket and the unknown session ID deferred")
+    for i, p in enumerate(parked):
+        check(finishes(p), "parked client %d was closed" % i)
+    for t in threads:
+        t.join(30)
+    check_eq(result, {"forged": "New", "unknown": "New"}, "the unresumable sessions")
+    final, _ = counters(d)
+    check_eq(final["full_admitted"], before["full_admitted"] + 5, "admitted")
+    check_eq(final["ticket_rejected_malformed"], before["ticket_rejected_malformed"] + 1,
+             "the forged ticket rejected")
+    check_eq(final["resumed_tls12_session_id"], 1, "session-ID resumptions")
+
+
+@case("handshake_timeout = 2s at 1 a second: the handshakes whose turn does not come in "
+      "time are closed, each with one log line")
+def _():
+    d, port, _ = paced_proxy(full_handshake_rate=1, full_handshake_burst=1,
+                             handshake_timeout="2s")
+    clients = [park(port) for _ in range(6)]
+    done = [finishes(c) for c in clients]
+    counts, waiting = counters(d)
+    dropped = done.count(False)
+    # At most 1 at once and 1 a second: 3 in the 2 s (the third just in time).
+    check(2 <= done.count(True) <= 3, "completed: %s" % done)
+    check_eq(done[:2], [True, True], "the first in line")
+    check_eq(counts["full_dropped"], dropped, "dropped")
+    check_eq(counts["full_admitted"], done.count(True), "admitted")
+    check_eq(d.count_log(r"mqtt 127\.0\.0\.1:\d+: full handshake not begun within "
+                         r"handshake_timeout \(2s\): full_handshake_rate \(1/s\) reached; "
+                         r"closed"), dropped, "log lines")
+    check_eq(counts["handshake_timeout"], 0, "counted as handshake timeouts too")
+    check_eq(waiting[LISTENER], (0, 0), "waiting")
+
+
+@case("a client that leaves while it waits is closed when its turn comes, without the "
+      "work, and the turn goes to the next in line")
+def _():
+    d, port, _ = paced_proxy(full_handshake_rate=1, full_handshake_burst=1,
+                             handshake_timeout="20s")
+    first, leaver, last = park(port), park(port), park(port)
+    leaver.rst()
+    check(finishes(first), "the first was closed")
+    check(finishes(last), "the one after the leaver was closed")
+    d.wait_log(r"mqtt 127\.0\.0\.1:\d+: closed by the client while waiting for "
+               r"full_handshake_rate", 5)
+    counts, _ = counters(d)
+    check_eq((counts["full_admitted"], counts["full_deferred"], counts["full_dropped"]),
+             (2, 2, 1), "admitted, deferred, dropped")
+    check_eq(counts["full_tls13"], 2, "full handshakes done")
+
+
+# ---------------------------------------------------------------- backend
+
+
+class StampingBackend(EchoBackend):
+    """An echo backend that notes when it accepted each connection."""
+
+    def __init__(self, **kw):
+        self.accepted = []
+        super().__init__(**kw)
+
+    def handle(self, conn, rec):
+        self.accepted.append(time.monotonic())
+        super().handle(conn, rec)
+
+
+@case("backend_connect_rate = 4: 12 clients at once reach the backend at most 4 a second "
+      "(evenly), all relay")
+def _():
+    backend = StampingBackend()
+    d, port, _ = paced_proxy(backend, metrics=True, backend_connect_rate=4,
+                             connect_timeout="10s")
+    ok = []
+
+    def client(i):
+        c = TLSClient(port, TLS13)
+        c.roundtrip(b"client %d" % i)
+        ok.append(i)
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    check_eq(sorted(ok), list(range(12)), "clients that relayed")
+    times = sorted(backend.accepted)
+    # One every 250 ms: any second holds at most 5 (both ends included).
+    busiest = max(sum(1 for u in times if t <= u <= t + 1.0) for t in times)
+    check(busiest <= 5, "%d backend connects within one second at 4/s" % busiest)
+    check(times[-1] - times[0] >= 2.5, "12 connects at 4/s in %.2f s" % (times[-1] - times[0]))
+    counts, waiting = counters(d)
+    check(counts["backend_deferred"] >= 8, "deferred: %d" % counts["backend_deferred"])
+    check_eq(counts["backend_dropped"], 0, "dropped")
+    check_eq(waiting[LISTENER], (0, 0), "waiting")
+    check_eq(metric(d, "tlsproxy_backend_connect_wait_seconds_count"),
+             counts["backend_deferred"], "waits in the histogram")
+
+
+@case("backend_max_connecting = 1 against a backend slow to accept: the second connect "
+      "waits for the first, then both relay")
+def _():
+    lsock, filler = tplib.full_accept_queue()
+    d, port, _ = paced_proxy(backend=None, backend_max_connecting=1, connect_timeout="10s")
+    d.write_conf(d.conf_text.replace('backend = "127.0.0.1:%d"' % int(
+        re.search(r'backend = "127\.0\.0\.1:(\d+)"', d.conf_text).group(1)),
+        'backend = "127.0.0.1:%d"' % lsock.getsockname()[1]))
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    first, second = TLSClient(port, TLS13), TLSClient(port, TLS13)
+    wait_until(lambda: counters(d)[1][LISTENER][1] == 1, 5, "one backend connect waiting")
+    lsock.settimeout(10)
+    lsock.accept()[0].close()           # the filler: the first connect gets through
+    conns = []
+    for _ in range(2):
+        conn, _ = lsock.accept()
+        defer(conn.close)
+        conns.append(conn)
+    for i, (c, conn) in enumerate(zip((first, second), conns)):
+        c.send(b"client %d" % i)
+        conn.settimeout(5)
+        check_eq(conn.recv(100), b"client %d" % i, "bytes at the backend")
+    counts, waiting = counters(d)
+    check_eq(counts["backend_deferred"], 1, "deferred")
+    check_eq(waiting[LISTENER], (0, 0), "waiting")
+
+
+@case("backend_connect_rate = 1, connect_timeout = 1s: connections whose turn does not "
+      "come in time get a close_notify and one log line")
+def _():
+    d, port, backend = paced_proxy(backend_connect_rate=1, connect_timeout="1s")
+    clients = [TLSClient(port, TLS13) for _ in range(5)]
+    relayed = []
+    for c in clients:
+        try:
+            c.roundtrip(b"x")
+            relayed.append(True)
+        except (ConnectionError, tplib.Failure, OSError):
+            relayed.append(False)
+            check(c.got_close_notify, "closed without close_notify")
+    counts, _ = counters(d)
+    check(1 <= relayed.count(True) <= 2, "relayed: %s" % relayed)
+    check_eq(counts["backend_dropped"], relayed.count(False), "dropped")
+    check_eq(d.count_log(r"backend connect not begun within connect_timeout \(1s\): "
+                         r"backend_connect_rate \(1/s\) or backend_max_connecting \(0\) "
+                         r"reached; closed"), relayed.count(False), "log lines")
+    check_eq(backend.count(), relayed.count(True), "backend connections")
+
+
+# ---------------------------------------------------------------- reload
+
+
+@case("a reload keeps the bucket (no free tokens) and the queue; lifting the limit lets "
+      "every waiter through")
+def _():
+    d, port, _ = paced_proxy(full_handshake_rate=1, full_handshake_burst=1,
+                             handshake_timeout="3s")
+    check(finishes(park(port)), "the first full handshake")     # the one token
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    before, _ = counters(d)
+    c = park(port)
+    wait_until(lambda: counters(d)[0]["full_deferred"] == before["full_deferred"] + 1, 5,
+               "the full handshake after the reload deferred")
+    check(finishes(c), "deferred after the reload, then closed")
+    # Six waiting at 1/s with 3 s to live: most would be dropped.  The limit
+    # lifted by a reload lets them all through.
+    clients = [park(port) for _ in range(6)]
+    mark = d.mark()
+    d.write_conf(d.conf_text.replace("full_handshake_rate = 1;", "full_handshake_rate = 0;")
+                 .replace("full_handshake_burst = 1;", ""))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    check_eq([finishes(c) for c in clients], [True] * 6, "completed after the limit was lifted")
+    check_eq(d.counters()[0]["full_dropped"], 0, "dropped")
+
+
+@case("-t: full_handshake_burst without full_handshake_rate, and rates out of range, are "
+      "errors at their line")
+def _():
+    conf = make_conf(listener_conf(LISTENER, free_port(), 1, full_handshake_burst=10,
+                                   backend_connect_rate=-1, backend_max_connecting=2000000),
+                     tickets=SEED)
+    path = tmpfile("bad-pacing.conf", conf)
+    rc, out, err = run([tplib.TLSPROXY, "-t", "-c", path])
+    check_eq(rc, 78, "exit status")
+    for setting, what in (("full_handshake_burst", "has no effect without "
+                           "full_handshake_rate"),
+                          ("backend_connect_rate", r"0 to 1000000"),
+                          ("backend_max_connecting", r"0 to 1000000")):
+        check(re.search(r"%s:\d+: listeners\[0\]\.%s: .*%s" % (re.escape(path), setting, what),
+                        err), "no error for %s:\n%s" % (setting, err))
+
+
+tplib.main()
