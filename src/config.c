@@ -355,7 +355,7 @@ load_tickets(struct settings *s, struct config_get_group *root)
 	lrc = config_get_duration(&g, "session_lifetime", 1, 7 * DAY, 12 * 3600,
 	    &t->session_lifetime);
 	check_tickets(&g, s, moderc, rrc, drc, lrc);
-	config_get_int(&g, "tls13_tickets", 0, 16, 2, &t->tls13_tickets);
+	config_get_int(&g, "tls13_tickets", 0, 16, 1, &t->tls13_tickets);
 	config_get_close(&g);
 }
 

@@ -111,7 +111,7 @@ struct ticket_settings {
 	int64_t rotation_interval;	/* seconds */
 	int64_t decrypt_grace;		/* seconds */
 	int64_t session_lifetime;	/* seconds */
-	int64_t tls13_tickets;		/* NewSessionTickets after each TLS 1.3 handshake */
+	int64_t tls13_tickets;		/* tickets after each full TLS 1.3 handshake */
 	struct config_where where;
 };
 

@@ -299,7 +299,7 @@ class Proxy:
 class TlsProxy(Proxy):
     name = "tlsproxy"
 
-    def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=2, **kw):
+    def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=1, **kw):
         self.path = path
         self.workers = workers
         self.binary = path

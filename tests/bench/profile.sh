@@ -13,7 +13,7 @@
 #
 # Environment: TLSPROXY, TLSBENCH, BENCHD (the programs; default: the
 # build tree of this source tree), TLSPROXY_WORKERS (default 1),
-# TLS13_TICKETS (tickets.tls13_tickets, default 2),
+# TLS13_TICKETS (tickets.tls13_tickets, default 1, as in tlsproxy),
 # CONCURRENCY (default 4), KEEP=1 (keep the directory with the raw output).
 # Everything runs on 127.0.0.1 and is stopped when the script ends.
 set -eu
@@ -32,7 +32,7 @@ TLSPROXY=${TLSPROXY:-$top/tlsproxy}
 TLSBENCH=${TLSBENCH:-$top/tests/bench/tlsbench}
 BENCHD=${BENCHD:-$top/tests/bench/benchd}
 workers=${TLSPROXY_WORKERS:-1}
-tickets13=${TLS13_TICKETS:-2}
+tickets13=${TLS13_TICKETS:-1}
 conc=${CONCURRENCY:-4}
 case $tool in
 callgrind) secs=${secs:-20} ;;

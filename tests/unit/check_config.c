@@ -93,7 +93,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(s->tickets.rotation_interval, 3600);
 	ck_assert_int_eq(s->tickets.decrypt_grace, 12 * 3600);
 	ck_assert_int_eq(s->tickets.session_lifetime, 12 * 3600);
-	ck_assert_int_eq(s->tickets.tls13_tickets, 2);
+	ck_assert_int_eq(s->tickets.tls13_tickets, 1);
 
 	/* The key defaults to the cert: a combined PEM. */
 	ck_assert_str_eq(l->key, l->cert);
