@@ -2,10 +2,12 @@
  * conn: the life of one client connection.
  *
  *   HANDSHAKE  -> SSL_do_handshake until done (handshake_timeout).  A full
- *                 handshake over full_handshake_rate is suspended in the
+ *                 handshake over full_handshake_rate waits its turn in the
+ *                 listener's admission queue with its socket unwatched:
+ *                 before OpenSSL reads its ClientHello when that cannot
+ *                 resume (client_hello.h), or else suspended in the
  *                 certificate callback, before its key exchange and its
- *                 signature, and waits its turn in the listener's
- *                 admission queue with its socket unwatched.
+ *                 signature, once resumption has failed.
  *   CONNECTING -> over backend_connect_rate or backend_max_connecting,
  *                 first a turn in the listener's backend queue
  *                 (connect_timeout); then the backend connect
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -39,6 +42,7 @@
 #include <event2/event_struct.h>
 
 #include "backend.h"
+#include "client_hello.h"
 #include "conn.h"
 #include "pacer.h"
 #include "proxy_tls.h"
@@ -63,6 +67,7 @@ struct conn {
 	enum conn_state state;
 	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
 	unsigned char admitted;		/* the full handshake may go on */
+	unsigned char hello_peeked;	/* hello_waits() has looked at the ClientHello */
 	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
 	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
@@ -84,6 +89,9 @@ struct conn {
 	struct sockaddr_storage *peer_addr;	/* kept only for the PROXY header */
 	char peer[ADDR_TEXT_MAX];
 };
+
+/* The most a ClientHello's first record can be: header and 2^14 bytes. */
+#define HELLO_PEEK_MAX (5 + 16384)
 
 static void conn_free(struct conn *c);
 static void backend_connect(struct conn *c);
@@ -214,14 +222,18 @@ conn_enter(struct conn *c, struct pacer *p)
 	return PACER_WAIT;
 }
 
-/* A client that closed or reset while it waited: its turn is of no use to it. */
+/*
+ * A client that closed or reset while it waited: its turn is of no use to
+ * it.  POLLRDHUP sees a FIN behind a ClientHello not read yet.
+ */
 static int
 client_gone(const struct conn *c)
 {
-	char b;
-	ssize_t n = recv(c->sock.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	struct pollfd pfd = { .fd = c->sock.fd, .events = POLLIN | POLLRDHUP };
 
-	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+	if (poll(&pfd, 1, 0) < 0)
+		return 0;
+	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 /*
@@ -437,12 +449,49 @@ backend_connect(struct conn *c)
 		conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 }
 
+/*
+ * full_handshake_rate, before OpenSSL reads anything: a ClientHello that
+ * cannot resume waits here, holding no OpenSSL buffers.  Returns 1 when
+ * ${c} waits (its turn, or its first bytes), 0 when the handshake goes on.
+ */
+static int
+hello_waits(struct conn *c)
+{
+	struct pacer *p = listener_admission(c->listener);
+	ssize_t n;
+
+	if (c->hello_peeked || c->admitted || !pacer_limited(p))
+		return 0;
+	n = recv(c->sock.fd, c->env->scratch, HELLO_PEEK_MAX < c->env->scratch_len ?
+	    HELLO_PEEK_MAX : c->env->scratch_len, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		conn_wait(c, RELAY_WANT_CLIENT_READ);
+		return 1;
+	}
+	/* One look: a ClientHello still arriving, or anything else, is
+	 * OpenSSL's to read, and its certificate callback meters it. */
+	c->hello_peeked = 1;
+	if (n <= 0 || client_hello_kind(c->env->scratch, (size_t)n,
+	    (c->service->settings.protocols & PROTO_TLS13) != 0) != CLIENT_HELLO_NEW)
+		return 0;
+	if (conn_enter(c, p) == PACER_WAIT) {
+		conn_count(c, STAT_FULL_DEFERRED, 1);
+		conn_wait(c, 0);
+		return 1;
+	}
+	c->admitted = 1;
+	conn_count(c, STAT_FULL_ADMITTED, 1);
+	return 0;
+}
+
 static void
 handshake_step(struct conn *c)
 {
 	int n, err, saved_errno, closed;
 	char reasons[256];
 
+	if (hello_waits(c))
+		return;
 	ERR_clear_error();
 	n = SSL_do_handshake(c->ssl);
 	if (n == 1) {

@@ -378,7 +378,7 @@ def _():
     # The SIGUSR1 line tells the same totals.
     mark = d.mark()
     d.signal(signal.SIGUSR1)
-    line = d.wait_log(r"stats: (.*)$", 5, since=mark).group(1)
+    line = d.wait_log(r"stats: ([^\n]*)\n", 5, since=mark).group(1)
     st = dict((k, int(v)) for k, v in (kv.split("=") for kv in line.split()))
     total = dict(("%s_%s" % (lb["version"], lb["kind"]), v)
                  for lb, v in sc.series("tlsproxy_handshakes_total") if lb["listener"] == "mqtt")

@@ -147,12 +147,12 @@ class Daemon:
         backend connects)})."""
         mark = self.mark()
         self.signal(signal.SIGUSR1)
-        m = self.wait_log(r"stats: (.*)$", 5, since=mark)
+        m = self.wait_log(r"stats: ([^\n]*)\n", 5, since=mark)   # a whole line
         counts = dict((k, int(v)) for k, v in (kv.split("=") for kv in m.group(1).split()))
         waiting = {}
         for name in paced:
             w = self.wait_log(r"listener %s: waiting: full_handshakes=(\d+) "
-                              r"backend_connects=(\d+)" % re.escape(name), 5, since=mark)
+                              r"backend_connects=(\d+)\n" % re.escape(name), 5, since=mark)
             waiting[name] = (int(w.group(1)), int(w.group(2)))
         return counts, waiting
 
