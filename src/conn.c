@@ -202,13 +202,16 @@ conn_set_timer(struct conn *c, int64_t seconds)
 
 /* --- Waiting for a turn (full_handshake_rate, backend pacing) ------------ */
 
-/* A pacer's news, on whichever thread found the turn: see the top of the file. */
+/*
+ * A pacer's news, on whichever thread found the turn: see the top of the
+ * file.  Not EV_TIMEOUT: event_add() cancels an activation by timeout.
+ */
 static void
 on_turn(struct pacer_wait *w)
 {
 	struct conn *c = (struct conn *)(void *)((char *)w - offsetof(struct conn, wait));
 
-	event_active(&c->timer, EV_TIMEOUT, 0);
+	event_active(&c->timer, EV_READ, 0);
 }
 
 /* Begin now, or queue ${c} in ${p} (PACER_WAIT) until on_turn(). */
@@ -411,9 +414,10 @@ handshake_done(struct conn *c)
 	 * wait for the backend.  The client's event stays as it is (above). */
 	p = listener_backend_pacer(c->listener);
 	if (pacer_limited(p)) {
+		/* The timer first: once queued, the turn may come at any time. */
+		conn_set_timer(c, c->service->settings.connect_timeout);
 		if (conn_enter(c, p) == PACER_WAIT) {
 			conn_count(c, STAT_BACKEND_DEFERRED, 1);
-			conn_set_timer(c, c->service->settings.connect_timeout);
 			if (sockbio_flush(&c->sock) == 0)
 				conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 			return;
@@ -714,11 +718,12 @@ conn_free(struct conn *c)
 {
 	struct conn_env *env = c->env;
 
+	/* Out of the queue before the timer goes: a turn found on another
+	 * thread activates the timer (on_turn()), never after this. */
+	if (c->waiting_in != NULL && pacer_cancel(c->waiting_in, &c->wait) == 0)
+		pacer_return(c->waiting_in);	/* a turn it will not use: the next's */
 	event_del(&c->client_ev);
 	event_del(&c->timer);
-	/* A turn that came but will not be used goes to the next in line. */
-	if (c->waiting_in != NULL && pacer_cancel(c->waiting_in, &c->wait) == 0)
-		pacer_return(c->waiting_in);
 	if (c->backend_slot)
 		pacer_leave(listener_backend_pacer(c->listener));
 	if (c->state == CONN_RELAYING) {
