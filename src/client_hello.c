@@ -126,3 +126,11 @@ client_hello_kind(const unsigned char *buf, size_t len, int tls13)
 		return CLIENT_HELLO_RESUMING;
 	return CLIENT_HELLO_NEW;
 }
+
+size_t
+client_hello_wanted(const unsigned char *buf, size_t len)
+{
+	if (len < 5)
+		return 5;
+	return 5 + ((size_t)buf[3] << 8 | buf[4]);
+}

@@ -32,4 +32,11 @@ enum client_hello_kind {
  */
 enum client_hello_kind client_hello_kind(const unsigned char *buf, size_t len, int tls13);
 
+/**
+ * client_hello_wanted(buf, len): how many bytes client_hello_kind() needs
+ * for a PARTIAL ${buf}: the whole first record (5 while even its header is
+ * short).  So a connection can sleep until they are there (SO_RCVLOWAT).
+ */
+size_t client_hello_wanted(const unsigned char *buf, size_t len);
+
 #endif

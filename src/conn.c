@@ -68,6 +68,7 @@ struct conn {
 	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
 	unsigned char admitted;		/* the full handshake may go on */
 	unsigned char hello_peeked;	/* hello_waits() has looked at the ClientHello */
+	unsigned char hello_lowat;	/* SO_RCVLOWAT raised until the ClientHello is in */
 	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
 	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
@@ -226,17 +227,27 @@ conn_enter(struct conn *c, struct pacer *p)
 }
 
 /*
- * A client that closed or reset while it waited: its turn is of no use to
- * it.  POLLRDHUP sees a FIN behind a ClientHello not read yet.
+ * A client that reset, or closed, while it waited: its turn is of no use
+ * to it.  POLLRDHUP sees a FIN behind a ClientHello not read yet; after
+ * the handshake a FIN is a half-close, and the client is gone only if it
+ * left nothing to relay.
  */
 static int
 client_gone(const struct conn *c)
 {
 	struct pollfd pfd = { .fd = c->sock.fd, .events = POLLIN | POLLRDHUP };
+	int queued = 0;
 
 	if (poll(&pfd, 1, 0) < 0)
 		return 0;
-	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+	if (pfd.revents & (POLLHUP | POLLERR))
+		return 1;
+	if (!(pfd.revents & POLLRDHUP))
+		return 0;
+	if (c->state == CONN_HANDSHAKE)
+		return 1;
+	return !SSL_has_pending(c->ssl) && ioctl(c->sock.fd, FIONREAD, &queued) == 0 &&
+	    queued == 0;
 }
 
 /*
@@ -462,7 +473,9 @@ static int
 hello_waits(struct conn *c)
 {
 	struct pacer *p = listener_admission(c->listener);
+	enum client_hello_kind kind = CLIENT_HELLO_OTHER;
 	ssize_t n;
+	int want;
 
 	if (c->hello_peeked || c->admitted || !pacer_limited(p))
 		return 0;
@@ -472,11 +485,26 @@ hello_waits(struct conn *c)
 		conn_wait(c, RELAY_WANT_CLIENT_READ);
 		return 1;
 	}
-	/* One look: a ClientHello still arriving, or anything else, is
+	if (n > 0)
+		kind = client_hello_kind(c->env->scratch, (size_t)n,
+		    (c->service->settings.protocols & PROTO_TLS13) != 0);
+	/* A ClientHello in several segments (post-quantum key shares are
+	 * large): sleep until its record is all there, not once a segment. */
+	if (kind == CLIENT_HELLO_PARTIAL && !client_gone(c)) {
+		want = (int)client_hello_wanted(c->env->scratch, (size_t)n);
+		if (setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0) {
+			c->hello_lowat = 1;
+			conn_wait(c, RELAY_WANT_CLIENT_READ);
+			return 1;
+		}
+	}
+	/* One answer: anything but a whole ClientHello that cannot resume is
 	 * OpenSSL's to read, and its certificate callback meters it. */
 	c->hello_peeked = 1;
-	if (n <= 0 || client_hello_kind(c->env->scratch, (size_t)n,
-	    (c->service->settings.protocols & PROTO_TLS13) != 0) != CLIENT_HELLO_NEW)
+	want = 1;
+	if (c->hello_lowat)
+		setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
+	if (kind != CLIENT_HELLO_NEW)
 		return 0;
 	if (conn_enter(c, p) == PACER_WAIT) {
 		conn_count(c, STAT_FULL_DEFERRED, 1);

@@ -47,10 +47,17 @@ now_usec(void)
 
 /* --- The bucket ---------------------------------------------------------- */
 
+/* What a bucket may hold: see token_bucket.queued. */
+static uint64_t
+capacity(const struct token_bucket *tb)
+{
+	return (tb->burst + (tb->queued ? 1 : 0)) * MICRO;
+}
+
 static void
 refill(struct token_bucket *tb, uint64_t now)
 {
-	uint64_t cap = tb->burst * MICRO, elapsed;
+	uint64_t cap = capacity(tb), elapsed;
 
 	if (now <= tb->updated)
 		return;
@@ -144,6 +151,7 @@ dispatch(struct pacer *p, uint64_t now)
 			p->head->prev = NULL;
 		else
 			p->tail = NULL;
+		p->bucket.queued = p->head != NULL;
 		w->prev = w->next = NULL;
 		w->queued = 0;
 		p->queued--;
@@ -234,6 +242,7 @@ pacer_enter(struct pacer *p, struct pacer_wait *w, uint64_t now)
 		p->head = w;
 	p->tail = w;
 	p->queued++;
+	p->bucket.queued = 1;
 	if (slot_free(p))
 		arm_timer(p, now);	/* tokens are what it waits for */
 	r = PACER_WAIT;
@@ -260,6 +269,7 @@ pacer_cancel(struct pacer *p, struct pacer_wait *w)
 		w->prev = w->next = NULL;
 		w->queued = 0;
 		p->queued--;
+		p->bucket.queued = p->head != NULL;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return was_queued;
@@ -283,8 +293,7 @@ pacer_return(struct pacer *p)
 	pthread_mutex_lock(&p->lock);
 	if (tb->rate > 0) {
 		refill(tb, now_usec());
-		tb->micro = tb->micro + MICRO < tb->burst * MICRO ? tb->micro + MICRO :
-		    tb->burst * MICRO;
+		tb->micro = tb->micro + MICRO < capacity(tb) ? tb->micro + MICRO : capacity(tb);
 	}
 	if (p->active > 0)
 		p->active--;

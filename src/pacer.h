@@ -32,6 +32,13 @@ struct token_bucket {
 	uint64_t burst;		/* at most this many saved up, >= 1 */
 	uint64_t micro;		/* tokens held, in millionths of a token */
 	uint64_t updated;	/* µs (CLOCK_MONOTONIC) when ${micro} was right */
+	/*
+	 * Someone waits for the next token: the bucket may then hold one more
+	 * than ${burst}, so that a token earned just before a late timer is
+	 * kept, not capped away (with a burst of 1 that would lose the time
+	 * the timer was late on every token, 15-20% of a small rate).
+	 */
+	int queued;
 };
 
 /**

@@ -23,6 +23,7 @@ class Backend:
     class Record:
         def __init__(self, peer):
             self.peer = peer
+            self.accepted = time.monotonic()     # when accept() returned it
             self.received = bytearray()
             self.nreceived = 0
             self.sha = hashlib.sha256()

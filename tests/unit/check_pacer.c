@@ -57,6 +57,31 @@ START_TEST(test_bucket_rate_over_time)
 }
 END_TEST
 
+START_TEST(test_bucket_late_consumer_keeps_the_rate)
+{
+	struct token_bucket tb = { 0 };
+	uint64_t t, taken;
+
+	/* A queue served every 1.1 ms (a timer a little late) at 1000 a
+	 * second, burst 1: with someone waiting, the token earned before the
+	 * late tick is kept, and the rate holds... */
+	token_bucket_set(&tb, 1000, 1, T0);
+	tb.queued = 1;
+	for (taken = 0, t = T0; t < T0 + 10 * SEC; t += 1100)
+		while (token_bucket_take(&tb, t))
+			taken++;
+	ck_assert_uint_ge(taken, 9999);
+	ck_assert_uint_le(taken, 10002);
+	/* ...while with nobody waiting, the burst is the burst. */
+	tb = (struct token_bucket){ 0 };
+	token_bucket_set(&tb, 1000, 1, T0);
+	for (taken = 0, t = T0; t < T0 + 10 * SEC; t += 1100)
+		while (token_bucket_take(&tb, t))
+			taken++;
+	ck_assert_uint_eq(taken, 9091);
+}
+END_TEST
+
 START_TEST(test_bucket_defaults_and_no_limit)
 {
 	struct token_bucket tb = { 0 };
@@ -157,7 +182,7 @@ START_TEST(test_queue_in_order_as_tokens_come)
 
 	ck_assert_ptr_nonnull(p);
 	ck_assert_int_eq(pacer_limited(p), 0);
-	pacer_configure(p, 200, 1, 0);		/* one every 5 ms, none saved up */
+	pacer_configure(p, 20, 1, 0);		/* one every 50 ms, none saved up */
 	ck_assert_int_eq(pacer_limited(p), 1);
 	waiters_init(w, 5, order, &count);
 	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono()), PACER_GO);
@@ -240,6 +265,7 @@ pacer_suite(void)
 
 	tcase_add_test(bucket, test_bucket_starts_full_and_refills);
 	tcase_add_test(bucket, test_bucket_rate_over_time);
+	tcase_add_test(bucket, test_bucket_late_consumer_keeps_the_rate);
 	tcase_add_test(bucket, test_bucket_defaults_and_no_limit);
 	tcase_add_test(bucket, test_bucket_reconfigured_keeps_tokens);
 	tcase_add_test(queue, test_queue_in_order_as_tokens_come);
