@@ -107,6 +107,10 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(l->connect_timeout, 5);
 	ck_assert_int_eq(l->idle_timeout, 0);
 	ck_assert_int_eq(l->max_connections, 100000);
+	ck_assert_int_eq(l->full_handshake_rate, 0);
+	ck_assert_int_eq(l->full_handshake_burst, 0);
+	ck_assert_int_eq(l->backend_connect_rate, 0);
+	ck_assert_int_eq(l->backend_max_connecting, 0);
 	settings_free(s);
 }
 END_TEST
@@ -146,7 +150,9 @@ START_TEST(test_every_setting)
 	    "    handshake_timeout = \"1h\";\n"
 	    "    connect_timeout = 1;\n"
 	    "    idle_timeout = \"30d\";\n"
-	    "    max_connections = 10000000;\n"
+	    "    max_connections = 10000000; full_handshake_rate = 1000000;"
+	    " full_handshake_burst = 5; backend_connect_rate = 7;"
+	    " backend_max_connecting = 9;\n"
 	    "  },\n"						/* L30 */
 	    "  { name = \"b\"; listen = \"0.0.0.0:8883\"; backend = \"[::1]:1\";\n"
 	    "    cert = \"@DIR@/cert.pem\"; protocols = ( \"TLSv1.2\" );\n"
@@ -190,6 +196,10 @@ START_TEST(test_every_setting)
 	ck_assert_int_eq(l->connect_timeout, 1);
 	ck_assert_int_eq(l->idle_timeout, 30 * 86400);
 	ck_assert_int_eq(l->max_connections, 10000000);
+	ck_assert_int_eq(l->full_handshake_rate, 1000000);
+	ck_assert_int_eq(l->full_handshake_burst, 5);
+	ck_assert_int_eq(l->backend_connect_rate, 7);
+	ck_assert_int_eq(l->backend_max_connecting, 9);
 	ck_assert_int_eq(l->where.line, 15);
 	ck_assert_int_eq(l->cert_where.line, 19);
 	ck_assert_int_eq(l->key_where.line, 20);
