@@ -1,0 +1,536 @@
+#!/usr/bin/env python3
+"""storm.py: the reconnect-storm benchmark (make storm).
+
+STORM_DEVICES devices (stormgen) connect through HAProxy (mode tcp,
+balance roundrobin; the balancer) to two proxy nodes in front of
+mosquitto, and stay connected.  Then, each from a quiet state and measured
+from the moment it happens:
+  broker     mosquitto restarts on its port: every device is dropped
+  node       node 1 is killed and started again STORM_NODE_DOWN s later:
+             its devices land on the other node
+  reshuffle  the balancer sends every device to the other node
+The same for each proxy in the node role, configured for a cluster as its
+documentation says (peers.py: Proxy.cluster).  Then the overload run: one
+node under a CPU quota, full handshakes offered at STORM_OVERLOAD_FACTOR
+times what it completes per second, while a small population keeps
+resuming; with and without tlsproxy's full_handshake_rate, and HAProxy
+with and without maxsslrate.  BENCHMARKS.md explains the figures.
+
+usage: storm.py --stormgen PATH --tlsproxy PATH --srcdir DIR
+
+Settings from the environment (defaults in brackets):
+  STORM_DEVICES [5000]        devices
+  STORM_PROXIES [tlsproxy haproxy nginx hitch stunnel]
+  STORM_EVENTS [broker node reshuffle]
+  STORM_ROUNDS [1]            whole runs per proxy, interleaved; medians (min-max)
+  STORM_TLS12 [30]            percent of devices on TLS 1.2, the rest TLS 1.3
+  STORM_RAMP [1000]           devices started per second at the start
+  STORM_BACKOFF_BASE [1] STORM_BACKOFF_CAP [120]   seconds, full jitter
+  STORM_ATTEMPT_TIMEOUT [10]  seconds from TCP connect to CONNACK
+  STORM_KEEPALIVE [60]        MQTT keepalive, seconds
+  STORM_NODE_DOWN [5]         seconds node 1 stays down in the node event
+  STORM_SETTLE [3]            quiet seconds before each event
+  STORM_EVENT_TIMEOUT [180]   the longest an event is followed
+  STORM_NODES STORM_BROKERS STORM_LB_PROCS STORM_GEN_PROCS   [from the
+                              device count: 2 nodes, 1 broker, 1 balancer
+                              process and 1 generator process up to ~8,500]
+  STORM_PIN [1]               nodes on CPU 1; generator, balancer, broker on CPU 0
+  STORM_TLSPROXY_EXTRA        more listener settings for the tlsproxy nodes
+  STORM_BROKER_RATE [1000]    also tlsproxy with backend_connect_rate set so
+                              that the nodes together stay under this many
+                              broker connects per second (0: no such column)
+  STORM_OVERLOAD [1]          run the overload part
+  STORM_OVERLOAD_PROXIES [tlsproxy haproxy]
+  STORM_OVERLOAD_CPU [0.25]   the node's CPU quota in the overload run, cores
+  STORM_OVERLOAD_FACTOR [3]   full handshakes offered, times the capacity
+  STORM_OVERLOAD_RATE_FRACTION [0.9]   the limit, times the capacity
+  STORM_OVERLOAD_SECONDS [20] the measured window
+  STORM_OVERLOAD_RESUMERS [50]  devices that leave and resume, every ~1 s
+  STORM_INSTALL [1]           apt-get install what is missing, when root
+  STORM_JSON                  write every figure to this file
+  STORM_KEEP [0]              keep the temporary directory
+  STORM_SEED [1]              the generator's randomness
+
+Every process it starts is stopped when it ends; every wait is bounded.
+Traffic stays on 127.0.0.0/8.
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+from peers import (ALL_PROXIES, CLIENT_CIPHERS, PROXY_CLASSES, Proxy, TlsProxy, cpu_seconds,
+                   descendants, env_float, env_int, forget, git_describe, install_missing,
+                   linked_libssl, log, machine_info, make_certs, make_tmpdir, run_cmd,
+                   setup_exit, spawn, stop_proc)
+from storm_figures import (arrival_figures, event_figures, event_table, overload_table,
+                           population_figures, read_records)
+from storm_topology import Balancer, Broker, Topology
+
+EVENTS = {
+    "broker": "(a) the broker restarts",
+    "node": "(b) one proxy node restarts",
+    "reshuffle": "(c) the balancer reshuffles every device to the other node",
+}
+PER_NODE = 8500         # devices one node (two descriptors each) can hold here
+PER_BROKER = 18000
+PER_LB = 9000
+PER_GEN = 15000
+
+
+class Generator:
+    """A running stormgen and its latest status line."""
+
+    def __init__(self, args, cfg, port, argv, records, cpu, duration):
+        self.status = {}
+        self.records = records
+        full = [args.stormgen, "--port", str(port), "--insecure", "--records", records,
+                "--duration", "%.0f" % duration, "--seed", str(cfg["seed"])] + \
+            CLIENT_CIPHERS + argv
+        self.proc = spawn(full, cpu=cpu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith(("status ", "stormgen ")):
+                self.status = {k: float(v) for k, v in
+                               (kv.split("=", 1) for kv in line.split()[1:])}
+
+    def get(self, key):
+        return self.status.get(key, 0)
+
+    def wait(self, pred, timeout, poll=0.1):
+        end = time.time() + timeout
+        while time.time() < end:
+            if pred():
+                return True
+            if self.proc.poll() is not None:
+                return pred()
+            time.sleep(poll)
+        return False
+
+    def pids(self):
+        return descendants(self.proc.pid) if self.proc.poll() is None else []
+
+    def cpu(self):
+        u, s = cpu_seconds(self.pids())
+        return u + s
+
+    def finish(self, timeout=None):
+        """Stop it now (or wait ${timeout} s for it to end by itself)."""
+        try:
+            if timeout is not None:
+                self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        stop_proc(self.proc, grace=15)
+        self.reader.join(timeout=10)
+        forget(self.proc)
+        return "".join(self.lines[-3:])
+
+
+def gen_argv(cfg, devices):
+    return ["--devices", str(devices), "--tls12", str(cfg["tls12"]),
+            "--ramp", str(cfg["ramp"]), "--backoff-base", str(cfg["backoff_base"]),
+            "--backoff-cap", str(cfg["backoff_cap"]),
+            "--attempt-timeout", str(cfg["attempt_timeout"]),
+            "--keepalive", str(cfg["keepalive"]), "--procs", str(cfg["gen_procs"])]
+
+
+def tlsproxy_accepts(node):
+    """Does this tlsproxy accept the node's configuration?  (ok, message)"""
+    node.write_config()
+    r = subprocess.run([node.path, "-t", "-c", node.conf], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode == 0, (r.stdout + r.stderr).strip()
+
+
+# ---------------------------------------------------------------- events
+
+def settle(gen, devices, quiet, limit=120):
+    """Wait until every device is connected and nothing moved for ${quiet} s."""
+    end = time.time() + limit
+    last, since = None, time.time()
+    while time.time() < end:
+        now = (gen.get("up"), gen.get("attempts"))
+        if now != last:
+            last, since = now, time.time()
+        if now[0] == devices and time.time() - since >= quiet:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def run_event(ev, topo, gen, cfg, devices):
+    """Make one event happen and follow it until every device is back."""
+    snap = lambda: (topo.node_cpu(), topo.balancer.cpu_s(), topo.broker_cpu(),  # noqa: E731
+                    gen.cpu())
+    drops0 = gen.get("drops")
+    info = {}
+    restart_at = None
+    if ev == "broker":
+        where = topo.balancer.placement()
+        before = snap()
+        t0 = time.time()
+        info["detail"] = "broker down %.2f s" % (topo.restart_brokers() - t0)
+    elif ev == "node":
+        where = topo.balancer.placement()
+        before = snap()
+        t0 = time.time()
+        topo.kill_node(0)
+        restart_at = t0 + cfg["node_down"]
+    else:
+        before = snap()
+        where, prep, t0 = topo.balancer.reshuffle()
+        info["detail"] = "map of %d devices made in %.2f s" % (len(where), prep)
+    while time.time() < t0 + cfg["event_timeout"]:
+        if restart_at is not None and time.time() >= restart_at:
+            topo.start_node(0)
+            info["detail"] = "node 1 back after %.1f s" % (time.time() - t0)
+            restart_at = None
+        if (restart_at is None and gen.get("drops") > drops0 and
+                gen.get("up") == devices and time.time() > t0 + 1):
+            break
+        time.sleep(0.05)
+    if restart_at is not None:
+        topo.start_node(0)
+    t1 = time.time()
+    after = snap()
+    now = topo.balancer.placement()
+    if ev == "reshuffle":
+        topo.balancer.clear_map()
+    if ev == "node":
+        where = {ip: n for ip, n in where.items() if n == 1}   # node 1's devices
+    info["moved"] = (sum(1 for ip, n in where.items() if now.get(ip, n) != n) / len(where)
+                     if where else None)
+    info.update(t0=t0, t1=t1, node_cpu=after[0] - before[0], lb_cpu=after[1] - before[1],
+                broker_cpu=after[2] - before[2], gen_cpu=after[3] - before[3],
+                complete=gen.get("up") == devices)
+    return info
+
+
+def storm_run(name, cls, kw, args, cfg, certs, tmp, extra="", rnd=0):
+    """The whole storm for one kind of node; figures per event, or why none."""
+    rundir = os.path.join(tmp, "%s-r%d" % (name.replace(", ", "-").replace(" ", "_"), rnd))
+    devices = cfg["devices"]
+
+    def make_node(i, broker_port):
+        n = cls(rundir, certs, broker_port, None, instance="node%d" % (i + 1),
+                cluster=os.path.join(rundir, "cluster"), **kw)
+        n.idle_timeout = 600
+        n.session_timeout = 3600
+        if isinstance(n, TlsProxy):
+            n.extra_listener = extra
+        return n
+
+    topo = Topology(rundir, make_node, cfg["nodes"], cfg["brokers"], cfg["lb_procs"],
+                    cfg["node_cpu"], cfg["rest_cpu"], Proxy.nofile, 600)
+    if isinstance(topo.nodes[0], TlsProxy):
+        ok, msg = tlsproxy_accepts(topo.nodes[0])
+        if not ok:
+            return {"pending": "pending: tlsproxy refuses the settings: " +
+                    msg.splitlines()[0]}
+    out = {"node": topo.nodes[0].version(), "cluster": cls.cluster_note, "events": {}}
+    records = os.path.join(rundir, "records.txt")
+    bound = devices / cfg["ramp"] + len(cfg["events"]) * (cfg["event_timeout"] + 150) + 300
+    try:
+        try:
+            topo.start()
+        except RuntimeError as e:
+            return {"failed": str(e)}
+        t_start = time.time()
+        gen = Generator(args, cfg, topo.balancer.port, gen_argv(cfg, devices) +
+                        ["--id-prefix", "d"], records, cfg["rest_cpu"], bound)
+        if not gen.wait(lambda: gen.get("up") == devices, devices / cfg["ramp"] + 180):
+            gen.finish()
+            return {"failed": "only %d of %d devices connected" % (gen.get("up"), devices)}
+        out["setup_s"] = time.time() - t_start
+        log("%s: %d devices connected in %.1f s" % (name, devices, out["setup_s"]))
+        for ev in cfg["events"]:
+            if not settle(gen, devices, cfg["settle"]):
+                log("%s: not quiet before %s (up %d)" % (name, ev, gen.get("up")))
+            info = run_event(ev, topo, gen, cfg, devices)
+            out["events"][ev] = info
+            log("%s: %s: %s, %.1f s" % (name, ev, "all back" if info["complete"] else
+                                         "NOT all back", info["t1"] - info["t0"]))
+        out["generator"] = gen.finish()
+    finally:
+        topo.stop()
+    recs = read_records(records)
+    connects = topo.broker_connects()
+    for ev, info in out["events"].items():
+        info.update(event_figures(recs, info["t0"], info["t1"], connects))
+    out["broker_per_second"] = {str(k): v for k, v in sorted(connects.items())}
+    return out
+
+
+# ---------------------------------------------------------------- overload
+
+def make_cgroup(cores, period_us=5000):
+    """A cgroup that lets its processes use ${cores} CPUs; its path, or None."""
+    base_v1 = "/sys/fs/cgroup/cpu"
+    name = "tlsproxy-storm-%d" % os.getpid()
+    quota = max(1000, int(cores * period_us))
+    try:
+        if os.path.exists(os.path.join(base_v1, "cgroup.procs")):
+            d = os.path.join(base_v1, name)
+            os.mkdir(d)
+            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                f.write(str(period_us))
+            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(quota))
+            return d
+        d = os.path.join("/sys/fs/cgroup", name)
+        os.mkdir(d)
+        with open(os.path.join(d, "cpu.max"), "w") as f:
+            f.write("%d %d" % (quota, period_us))
+        return d
+    except OSError as e:
+        log("no CPU quota for the overload run: %s" % e)
+        return None
+
+
+def population_run(args, cfg, port, tmp, tag, arrivals=0.0, fresh=False, devices=None):
+    """stormgen against one node for warm-up + window seconds; the records
+    and the window."""
+    warm, window = 4.0, float(cfg["ov_seconds"])
+    devices = devices if devices is not None else cfg["ov_resumers"]
+    argv = ["--devices", str(devices), "--tls12", str(cfg["tls12"]), "--ramp", "1000",
+            "--hold", "0.5" if not fresh else "0", "--gap", "0.5" if not fresh else "0",
+            "--attempt-timeout", str(cfg["attempt_timeout"]), "--keepalive", "60",
+            "--procs", "2" if arrivals else "1", "--clean", "--id-prefix", tag,
+            "--src", "127.101.0.1", "--src-count", "1000"]
+    if fresh:
+        argv.append("--fresh")
+    if arrivals:
+        argv += ["--arrivals", "%.1f" % arrivals]
+    records = os.path.join(tmp, "records-%s.txt" % tag)
+    duration = warm + window + (cfg["attempt_timeout"] + 1 if arrivals else 0)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    gen = Generator(args, cfg, port, argv, records, cfg["rest_cpu"], duration)
+    gen.finish(timeout=duration + 30)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    gen_share = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / (time.time() - t0)
+    return read_records(records), t0 + warm, t0 + warm + window, gen_share
+
+
+def overload_row(label, node, args, cfg, tmp, capacity=None):
+    node.start()
+    try:
+        tag = label.split()[0][:2] + str(int(time.time() * 10) % 100000)
+        if capacity is None:
+            recs, w0, w1, _ = population_run(args, cfg, node.port, tmp, tag + "c",
+                                             fresh=True, devices=64)
+            capacity = population_figures(recs, w0, w1)["rate"]
+            log("overload: %s completes %.0f full handshakes/s" % (label, capacity))
+        recs, w0, w1, _ = population_run(args, cfg, node.port, tmp, tag + "u")
+        unloaded = population_figures(recs, w0, w1)
+        offered = cfg["ov_factor"] * capacity
+        c0 = sum(cpu_seconds(node.pids()))
+        t0 = time.time()
+        recs, w0, w1, gen_share = population_run(args, cfg, node.port, tmp, tag + "l",
+                                                 arrivals=offered)
+        cpu_share = (sum(cpu_seconds(node.pids())) - c0) / (time.time() - t0)
+    finally:
+        node.stop()
+    row = {"label": label, "capacity": capacity, "offered": offered, "unloaded": unloaded,
+           "loaded": population_figures(recs, w0, w1),
+           "arrivals": arrival_figures(recs, w0, w1), "node_cpu_share": cpu_share,
+           "generator_cpu_share": gen_share}
+    log("overload: %s: goodput %.0f/s, resumed p99 %s ms" % (
+        label, row["arrivals"]["goodput"], row["loaded"]["resume_p99_ms"]))
+    return row
+
+
+def overload(args, cfg, certs, tmp):
+    cgroup = make_cgroup(cfg["ov_cpu"])
+    if cgroup is None:
+        return [{"label": "all", "pending": "no CPU quota: the generator cannot offer 3x"}]
+    broker = Broker(tmp, 99, cfg["rest_cpu"])
+    rows = []
+    try:
+        broker.start()
+        for name in cfg["ov_proxies"]:
+            cls = PROXY_CLASSES[name]
+            kw = {"path": args.tlsproxy} if name == "tlsproxy" else {}
+
+            def node(variant):
+                n = cls(tmp, certs, broker.port, cfg["node_cpu"],
+                        instance="%s-overload-%s" % (name, variant), **kw)
+                n.cgroup = cgroup
+                n.session_timeout = 3600
+                return n
+            if not node("probe").available():
+                continue
+            base = overload_row("%s, no limit" % name, node("nolimit"), args, cfg, tmp)
+            rows.append(base)
+            rate = int(cfg["ov_fraction"] * base["capacity"])
+            limited = node("limit")
+            if name == "tlsproxy":
+                label = "tlsproxy, full_handshake_rate = %d" % rate
+                limited.extra_listener = "full_handshake_rate = %d;" % rate
+                ok, msg = tlsproxy_accepts(limited)
+                if not ok:
+                    rows.append({"label": label, "pending": "pending: this tlsproxy refuses "
+                                 "it: " + msg.splitlines()[0]})
+                    continue
+            elif name == "haproxy":
+                label = "haproxy, maxsslrate %d" % rate
+                limited.extra_global = "    maxsslrate %d" % rate
+            else:
+                continue
+            rows.append(overload_row(label, limited, args, cfg, tmp, base["capacity"]))
+    finally:
+        broker.stop()
+        try:
+            os.rmdir(cgroup)
+        except OSError:
+            pass
+    return rows
+
+
+# ---------------------------------------------------------------- main
+
+def config():
+    devices = env_int("STORM_DEVICES", 5000)
+    pin = os.environ.get("STORM_PIN", "1") != "0" and (os.cpu_count() or 1) >= 2
+    return {
+        "devices": devices,
+        "events": os.environ.get("STORM_EVENTS", "broker node reshuffle").split(),
+        "rounds": env_int("STORM_ROUNDS", 1),
+        "tls12": env_int("STORM_TLS12", 30), "ramp": env_float("STORM_RAMP", 1000),
+        "backoff_base": env_float("STORM_BACKOFF_BASE", 1),
+        "backoff_cap": env_float("STORM_BACKOFF_CAP", 120),
+        "attempt_timeout": env_float("STORM_ATTEMPT_TIMEOUT", 10),
+        "keepalive": env_int("STORM_KEEPALIVE", 60),
+        "node_down": env_float("STORM_NODE_DOWN", 5), "settle": env_float("STORM_SETTLE", 3),
+        "event_timeout": env_float("STORM_EVENT_TIMEOUT", 180),
+        "nodes": env_int("STORM_NODES", max(2, math.ceil(devices / PER_NODE))),
+        "brokers": env_int("STORM_BROKERS", math.ceil(devices / PER_BROKER) or 1),
+        "lb_procs": env_int("STORM_LB_PROCS", math.ceil(devices / PER_LB) or 1),
+        "gen_procs": env_int("STORM_GEN_PROCS", math.ceil(devices / PER_GEN) or 1),
+        "node_cpu": 1 if pin else None, "rest_cpu": 0 if pin else None, "pin": pin,
+        "broker_rate": env_int("STORM_BROKER_RATE", 1000),
+        "ov_cpu": env_float("STORM_OVERLOAD_CPU", 0.25),
+        "ov_factor": env_float("STORM_OVERLOAD_FACTOR", 3),
+        "ov_fraction": env_float("STORM_OVERLOAD_RATE_FRACTION", 0.9),
+        "ov_seconds": env_float("STORM_OVERLOAD_SECONDS", 20),
+        "ov_resumers": env_int("STORM_OVERLOAD_RESUMERS", 50),
+        "ov_proxies": os.environ.get("STORM_OVERLOAD_PROXIES", "tlsproxy haproxy").split(),
+        "seed": env_int("STORM_SEED", 1),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stormgen", required=True)
+    ap.add_argument("--tlsproxy", required=True)
+    ap.add_argument("--srcdir", required=True)
+    args = ap.parse_args()
+    setup_exit("storm")
+    cfg = config()
+    wanted = os.environ.get("STORM_PROXIES", " ".join(ALL_PROXIES)).split()
+    for p in wanted:
+        if p not in PROXY_CLASSES:
+            sys.exit("storm: unknown proxy %s" % p)
+    for e in cfg["events"]:
+        if e not in EVENTS:
+            sys.exit("storm: unknown event %s (one of %s)" % (e, " ".join(EVENTS)))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    Proxy.nofile = hard
+    install_missing(set(wanted) | {"haproxy"} | set(cfg["ov_proxies"]),
+                    enabled=os.environ.get("STORM_INSTALL", "1") != "0", extra=("mosquitto",))
+    tmp = make_tmpdir("tlsproxy-storm.", keep=os.environ.get("STORM_KEEP", "0") not in ("", "0"))
+    certs = make_certs(args.srcdir, tmp)
+
+    info = machine_info()
+    info["git"] = git_describe(args.srcdir)
+    print("# reconnect storm: %d devices (%d%% TLS 1.2), %d nodes, %d broker(s), %d balancer "
+          "process(es), %d generator process(es)" % (cfg["devices"], cfg["tls12"], cfg["nodes"],
+                                                    cfg["brokers"], cfg["lb_procs"],
+                                                    cfg["gen_procs"]))
+    print("machine: %(nproc)s CPUs, %(cpu)s, kernel %(kernel)s; %(openssl)s; libevent "
+          "%(libevent)s" % info)
+    print("source tree: %s; pinning: %s" % (info["git"], "nodes on CPU 1; generator, balancer "
+                                             "and broker on CPU 0" if cfg["pin"] else "none"))
+    print("balancer: %s; broker: mosquitto %s" % (run_cmd(["haproxy", "-v"]).splitlines()[0],
+                                                  Broker.version()))
+    print("devices: backoff full jitter U(0, min(%g, %g * 2^n)) s, attempt timeout %g s, "
+          "keepalive %d s, MQTT 3.1.1 persistent sessions" % (
+              cfg["backoff_cap"], cfg["backoff_base"], cfg["attempt_timeout"], cfg["keepalive"]))
+    sys.stdout.flush()
+
+    t_start = time.time()
+    runs, why_not, columns = {}, {}, []
+    extra = os.environ.get("STORM_TLSPROXY_EXTRA", "")
+    wanted_columns = [(p, p) for p in wanted]
+    if "tlsproxy" in wanted and cfg["broker_rate"] > 0:
+        wanted_columns.append(("tlsproxy, backend_connect_rate", "tlsproxy"))
+    for label, name in wanted_columns:
+        cls = PROXY_CLASSES[name]
+        kw = {"path": args.tlsproxy} if name == "tlsproxy" else {}
+        probe = cls(tmp, certs, 0, None, instance="probe", **kw)
+        if not probe.available():
+            why_not[label] = "skipped: not installed"
+            continue
+        more = extra
+        if label != name:
+            per_node = max(1, cfg["broker_rate"] // cfg["nodes"])
+            more += " backend_connect_rate = %d;" % per_node
+        print("%-9s %s (libssl %s); cluster: %s%s" % (
+            label, probe.version(), linked_libssl(probe.binary), cls.cluster_note,
+            "; listener: " + more.strip() if more.strip() else ""))
+        columns.append((label, cls, kw, more))
+    sys.stdout.flush()
+    for rnd in range(cfg["rounds"]):
+        k = rnd % len(columns) if columns else 0
+        for label, cls, kw, more in columns[k:] + columns[:k]:
+            if label in why_not:
+                continue
+            r = storm_run(label, cls, kw, args, cfg, certs, tmp, more, rnd)
+            if "pending" in r or "failed" in r:
+                why_not[label] = r.get("pending") or "failed: " + r["failed"]
+                continue
+            r["round"] = rnd
+            runs.setdefault(label, []).append(r)
+    names = [c[0] for c in columns]
+    for ev in cfg["events"] if names else []:
+        event_table("%s, %d devices%s" % (EVENTS[ev], cfg["devices"], ", median (min-max) of "
+                                          "%d rounds" % cfg["rounds"] if cfg["rounds"] > 1
+                                          else ""), names,
+                    {n: [r["events"][ev] for r in runs[n]] if n in runs else
+                     why_not[n].split(":")[0] for n in names}, sys.stdout)
+    if names:
+        print("\n¹ (a), (c): devices on another node after the event than before it; (b): "
+              "node 1's devices that are on another node once it is back.")
+    for n, why in why_not.items():
+        print("%s: %s" % (n, why))
+    rows = []
+    if os.environ.get("STORM_OVERLOAD", "1") != "0":
+        rows = overload(args, cfg, certs, tmp)
+        print("\nOverload: one node, %.2f of a core (cgroup quota), full handshakes offered "
+              "at %gx its capacity for %g s, %d devices resuming about once a second"
+              % (cfg["ov_cpu"], cfg["ov_factor"], cfg["ov_seconds"], cfg["ov_resumers"]))
+        overload_table(rows, sys.stdout)
+    print("\ntotal time %.0f s" % (time.time() - t_start))
+    if os.environ.get("STORM_JSON"):
+        with open(os.environ["STORM_JSON"], "w") as f:
+            json.dump({"config": cfg, "machine": info, "runs": runs, "not_run": why_not,
+                       "overload": rows}, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
