@@ -317,7 +317,7 @@ class Proxy:
 class TlsProxy(Proxy):
     name = "tlsproxy"
 
-    cluster_note = "one tickets.seed_file on both nodes"
+    cluster_note = "one tickets.seed_file on every node"
 
     def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=2, **kw):
         self.path = path
@@ -372,7 +372,7 @@ class HAProxy(Proxy):
     name = "haproxy"
     binary = "haproxy"
 
-    cluster_note = "one tls-ticket-keys file on both nodes"
+    cluster_note = "one tls-ticket-keys file on every node"
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -419,7 +419,7 @@ class Nginx(Proxy):
     name = "nginx"
     binary = "nginx"
 
-    cluster_note = "one ssl_session_ticket_key file on both nodes"
+    cluster_note = "one ssl_session_ticket_key file on every node"
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -522,7 +522,7 @@ class Stunnel(Proxy):
     name = "stunnel"
     binary = "stunnel4"
 
-    cluster_note = "one ticketKeySecret and ticketMacSecret on both nodes"
+    cluster_note = "one ticketKeySecret and ticketMacSecret on every node"
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)

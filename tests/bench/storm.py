@@ -32,8 +32,9 @@ Settings from the environment (defaults in brackets):
   STORM_SETTLE [3]            quiet seconds before each event
   STORM_EVENT_TIMEOUT [180]   the longest an event is followed
   STORM_NODES STORM_BROKERS STORM_LB_PROCS STORM_GEN_PROCS   [from the
-                              device count: 2 nodes, 1 broker, 1 balancer
-                              process and 1 generator process up to ~8,500]
+                              device count (sizes()): 2 nodes, 1 broker, 1
+                              balancer process and 1 generator process up
+                              to 8,500 devices; 7, 4, 6 and 4 for 50,000]
   STORM_PIN [1]               nodes on CPU 1; generator, balancer, broker on CPU 0
   STORM_TLSPROXY_EXTRA        more listener settings for the tlsproxy nodes
   STORM_BROKER_RATE [1000]    also tlsproxy with backend_connect_rate set so
@@ -60,99 +61,37 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
-import threading
 import time
 
-from peers import (ALL_PROXIES, CLIENT_CIPHERS, PROXY_CLASSES, Proxy, TlsProxy, cpu_seconds,
-                   descendants, env_float, env_int, forget, git_describe, install_missing,
-                   linked_libssl, log, machine_info, make_certs, make_tmpdir, run_cmd,
-                   setup_exit, spawn, stop_proc)
-from storm_figures import (arrival_figures, event_figures, event_table, overload_table,
-                           population_figures, read_records)
-from storm_topology import Balancer, Broker, Topology
+from peers import (ALL_PROXIES, PROXY_CLASSES, Proxy, TlsProxy, env_float, env_int,
+                   git_describe, install_missing, linked_libssl, log, machine_info, make_certs,
+                   make_tmpdir, run_cmd, setup_exit)
+from storm_figures import event_figures, event_table, overload_table, read_records
+from storm_overload import overload
+from storm_topology import Broker, Generator, Topology, gen_argv, tlsproxy_accepts
 
 EVENTS = {
     "broker": "(a) the broker restarts",
     "node": "(b) one proxy node restarts",
     "reshuffle": "(c) the balancer reshuffles every device to the other node",
 }
-PER_NODE = 8500         # devices one node (two descriptors each) can hold here
+# What one process holds under the descriptor limit here (20,000): a node
+# two descriptors per device, so 8,500 leaves room; a broker one.  There is
+# one node more than the devices need, so that the others can take the
+# devices of one that restarts; a broker serves at most two nodes.
+PER_NODE = 8500
 PER_BROKER = 18000
 PER_LB = 9000
 PER_GEN = 15000
 
 
-class Generator:
-    """A running stormgen and its latest status line."""
-
-    def __init__(self, args, cfg, port, argv, records, cpu, duration):
-        self.status = {}
-        self.records = records
-        full = [args.stormgen, "--port", str(port), "--insecure", "--records", records,
-                "--duration", "%.0f" % duration, "--seed", str(cfg["seed"])] + \
-            CLIENT_CIPHERS + argv
-        self.proc = spawn(full, cpu=cpu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.startswith(("status ", "stormgen ")):
-                self.status = {k: float(v) for k, v in
-                               (kv.split("=", 1) for kv in line.split()[1:])}
-
-    def get(self, key):
-        return self.status.get(key, 0)
-
-    def wait(self, pred, timeout, poll=0.1):
-        end = time.time() + timeout
-        while time.time() < end:
-            if pred():
-                return True
-            if self.proc.poll() is not None:
-                return pred()
-            time.sleep(poll)
-        return False
-
-    def pids(self):
-        return descendants(self.proc.pid) if self.proc.poll() is None else []
-
-    def cpu(self):
-        u, s = cpu_seconds(self.pids())
-        return u + s
-
-    def finish(self, timeout=None):
-        """Stop it now (or wait ${timeout} s for it to end by itself)."""
-        try:
-            if timeout is not None:
-                self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        stop_proc(self.proc, grace=15)
-        self.reader.join(timeout=10)
-        forget(self.proc)
-        return "".join(self.lines[-3:])
-
-
-def gen_argv(cfg, devices):
-    return ["--devices", str(devices), "--tls12", str(cfg["tls12"]),
-            "--ramp", str(cfg["ramp"]), "--backoff-base", str(cfg["backoff_base"]),
-            "--backoff-cap", str(cfg["backoff_cap"]),
-            "--attempt-timeout", str(cfg["attempt_timeout"]),
-            "--keepalive", str(cfg["keepalive"]), "--procs", str(cfg["gen_procs"])]
-
-
-def tlsproxy_accepts(node):
-    """Does this tlsproxy accept the node's configuration?  (ok, message)"""
-    node.write_config()
-    r = subprocess.run([node.path, "-t", "-c", node.conf], capture_output=True, text=True,
-                       timeout=30)
-    return r.returncode == 0, (r.stdout + r.stderr).strip()
+def sizes(devices):
+    """(nodes, brokers, balancer processes, generator processes)."""
+    nodes = max(2, math.ceil(devices / PER_NODE) + 1)
+    brokers = 1 if devices <= PER_BROKER else math.ceil(nodes / 2)
+    return nodes, brokers, max(1, math.ceil(devices / PER_LB)), \
+        max(1, math.ceil(devices / PER_GEN))
 
 
 # ---------------------------------------------------------------- events
@@ -274,136 +213,11 @@ def storm_run(name, cls, kw, args, cfg, certs, tmp, extra="", rnd=0):
     return out
 
 
-# ---------------------------------------------------------------- overload
-
-def make_cgroup(cores, period_us=5000):
-    """A cgroup that lets its processes use ${cores} CPUs; its path, or None."""
-    base_v1 = "/sys/fs/cgroup/cpu"
-    name = "tlsproxy-storm-%d" % os.getpid()
-    quota = max(1000, int(cores * period_us))
-    try:
-        if os.path.exists(os.path.join(base_v1, "cgroup.procs")):
-            d = os.path.join(base_v1, name)
-            os.mkdir(d)
-            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
-                f.write(str(period_us))
-            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
-                f.write(str(quota))
-            return d
-        d = os.path.join("/sys/fs/cgroup", name)
-        os.mkdir(d)
-        with open(os.path.join(d, "cpu.max"), "w") as f:
-            f.write("%d %d" % (quota, period_us))
-        return d
-    except OSError as e:
-        log("no CPU quota for the overload run: %s" % e)
-        return None
-
-
-def population_run(args, cfg, port, tmp, tag, arrivals=0.0, fresh=False, devices=None):
-    """stormgen against one node for warm-up + window seconds; the records
-    and the window."""
-    warm, window = 4.0, float(cfg["ov_seconds"])
-    devices = devices if devices is not None else cfg["ov_resumers"]
-    argv = ["--devices", str(devices), "--tls12", str(cfg["tls12"]), "--ramp", "1000",
-            "--hold", "0.5" if not fresh else "0", "--gap", "0.5" if not fresh else "0",
-            "--attempt-timeout", str(cfg["attempt_timeout"]), "--keepalive", "60",
-            "--procs", "2" if arrivals else "1", "--clean", "--id-prefix", tag,
-            "--src", "127.101.0.1", "--src-count", "1000"]
-    if fresh:
-        argv.append("--fresh")
-    if arrivals:
-        argv += ["--arrivals", "%.1f" % arrivals]
-    records = os.path.join(tmp, "records-%s.txt" % tag)
-    duration = warm + window + (cfg["attempt_timeout"] + 1 if arrivals else 0)
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.time()
-    gen = Generator(args, cfg, port, argv, records, cfg["rest_cpu"], duration)
-    gen.finish(timeout=duration + 30)
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    gen_share = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / (time.time() - t0)
-    return read_records(records), t0 + warm, t0 + warm + window, gen_share
-
-
-def overload_row(label, node, args, cfg, tmp, capacity=None):
-    node.start()
-    try:
-        tag = label.split()[0][:2] + str(int(time.time() * 10) % 100000)
-        if capacity is None:
-            recs, w0, w1, _ = population_run(args, cfg, node.port, tmp, tag + "c",
-                                             fresh=True, devices=64)
-            capacity = population_figures(recs, w0, w1)["rate"]
-            log("overload: %s completes %.0f full handshakes/s" % (label, capacity))
-        recs, w0, w1, _ = population_run(args, cfg, node.port, tmp, tag + "u")
-        unloaded = population_figures(recs, w0, w1)
-        offered = cfg["ov_factor"] * capacity
-        c0 = sum(cpu_seconds(node.pids()))
-        t0 = time.time()
-        recs, w0, w1, gen_share = population_run(args, cfg, node.port, tmp, tag + "l",
-                                                 arrivals=offered)
-        cpu_share = (sum(cpu_seconds(node.pids())) - c0) / (time.time() - t0)
-    finally:
-        node.stop()
-    row = {"label": label, "capacity": capacity, "offered": offered, "unloaded": unloaded,
-           "loaded": population_figures(recs, w0, w1),
-           "arrivals": arrival_figures(recs, w0, w1), "node_cpu_share": cpu_share,
-           "generator_cpu_share": gen_share}
-    log("overload: %s: goodput %.0f/s, resumed p99 %s ms" % (
-        label, row["arrivals"]["goodput"], row["loaded"]["resume_p99_ms"]))
-    return row
-
-
-def overload(args, cfg, certs, tmp):
-    cgroup = make_cgroup(cfg["ov_cpu"])
-    if cgroup is None:
-        return [{"label": "all", "pending": "no CPU quota: the generator cannot offer 3x"}]
-    broker = Broker(tmp, 99, cfg["rest_cpu"])
-    rows = []
-    try:
-        broker.start()
-        for name in cfg["ov_proxies"]:
-            cls = PROXY_CLASSES[name]
-            kw = {"path": args.tlsproxy} if name == "tlsproxy" else {}
-
-            def node(variant):
-                n = cls(tmp, certs, broker.port, cfg["node_cpu"],
-                        instance="%s-overload-%s" % (name, variant), **kw)
-                n.cgroup = cgroup
-                n.session_timeout = 3600
-                return n
-            if not node("probe").available():
-                continue
-            base = overload_row("%s, no limit" % name, node("nolimit"), args, cfg, tmp)
-            rows.append(base)
-            rate = int(cfg["ov_fraction"] * base["capacity"])
-            limited = node("limit")
-            if name == "tlsproxy":
-                label = "tlsproxy, full_handshake_rate = %d" % rate
-                limited.extra_listener = "full_handshake_rate = %d;" % rate
-                ok, msg = tlsproxy_accepts(limited)
-                if not ok:
-                    rows.append({"label": label, "pending": "pending: this tlsproxy refuses "
-                                 "it: " + msg.splitlines()[0]})
-                    continue
-            elif name == "haproxy":
-                label = "haproxy, maxsslrate %d" % rate
-                limited.extra_global = "    maxsslrate %d" % rate
-            else:
-                continue
-            rows.append(overload_row(label, limited, args, cfg, tmp, base["capacity"]))
-    finally:
-        broker.stop()
-        try:
-            os.rmdir(cgroup)
-        except OSError:
-            pass
-    return rows
-
-
 # ---------------------------------------------------------------- main
 
 def config():
     devices = env_int("STORM_DEVICES", 5000)
+    size = sizes(devices)
     pin = os.environ.get("STORM_PIN", "1") != "0" and (os.cpu_count() or 1) >= 2
     return {
         "devices": devices,
@@ -416,10 +230,10 @@ def config():
         "keepalive": env_int("STORM_KEEPALIVE", 60),
         "node_down": env_float("STORM_NODE_DOWN", 5), "settle": env_float("STORM_SETTLE", 3),
         "event_timeout": env_float("STORM_EVENT_TIMEOUT", 180),
-        "nodes": env_int("STORM_NODES", max(2, math.ceil(devices / PER_NODE))),
-        "brokers": env_int("STORM_BROKERS", math.ceil(devices / PER_BROKER) or 1),
-        "lb_procs": env_int("STORM_LB_PROCS", math.ceil(devices / PER_LB) or 1),
-        "gen_procs": env_int("STORM_GEN_PROCS", math.ceil(devices / PER_GEN) or 1),
+        "nodes": env_int("STORM_NODES", size[0]),
+        "brokers": env_int("STORM_BROKERS", size[1]),
+        "lb_procs": env_int("STORM_LB_PROCS", size[2]),
+        "gen_procs": env_int("STORM_GEN_PROCS", size[3]),
         "node_cpu": 1 if pin else None, "rest_cpu": 0 if pin else None, "pin": pin,
         "broker_rate": env_int("STORM_BROKER_RATE", 1000),
         "ov_cpu": env_float("STORM_OVERLOAD_CPU", 0.25),
@@ -517,6 +331,12 @@ def main():
               "node 1's devices that are on another node once it is back.")
     for n, why in why_not.items():
         print("%s: %s" % (n, why))
+    limited = "tlsproxy, backend_connect_rate"
+    for r in runs.get(limited, []):
+        for ev, f in r["events"].items():
+            print("%s, %s, round %d: broker peak %d connects/s against %d: %s" % (
+                limited, ev, r["round"] + 1, f["broker_peak"], cfg["broker_rate"],
+                "within" if f["broker_peak"] <= cfg["broker_rate"] else "OVER"))
     rows = []
     if os.environ.get("STORM_OVERLOAD", "1") != "0":
         rows = overload(args, cfg, certs, tmp)
@@ -524,6 +344,10 @@ def main():
               "at %gx its capacity for %g s, %d devices resuming about once a second"
               % (cfg["ov_cpu"], cfg["ov_factor"], cfg["ov_seconds"], cfg["ov_resumers"]))
         overload_table(rows, sys.stdout)
+        for r in rows:
+            if r.get("admission"):
+                print("%s: %s" % (r["label"], ", ".join("%s %d" % kv for kv in
+                                                       sorted(r["admission"].items()))))
     print("\ntotal time %.0f s" % (time.time() - t_start))
     if os.environ.get("STORM_JSON"):
         with open(os.environ["STORM_JSON"], "w") as f:

@@ -327,7 +327,12 @@ dev_io(struct dev *d, uint32_t events)
 			storm_watch(d->p, d, EPOLLIN);
 			continue;
 		case P_CONNACK:
-			if (dev_read(d, &why) < 0)
+			if (dev_read(d, &why) >= 0)
+				return;
+			/* Closed right after its CONNACK: connected, then lost. */
+			if (d->phase == P_UP)
+				dev_drop(d);
+			else
 				dev_fail(d, why);
 			return;
 		case P_UP:

@@ -8,7 +8,8 @@
 A process holds at most RLIMIT_NOFILE descriptors (20,000 here, and it
 cannot be raised), so past ~9,000 devices the balancer runs as several
 HAProxy processes on one port (SO_REUSEPORT, HAProxy's default), there are
-more nodes, and more brokers (node i connects to broker i mod B).
+more nodes, and more brokers (node i connects to broker i mod B); the
+devices are a Generator, a running stormgen, spread over processes too.
 
 The balancer can reshuffle: it reads from its runtime API which node each
 device (source address) is on, maps every address to the next node with
@@ -21,9 +22,11 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 
-from peers import cpu_seconds, descendants, free_port, run_cmd, spawn, stop_proc
+from peers import (CLIENT_CIPHERS, cpu_seconds, descendants, forget, free_port, run_cmd,
+                   spawn, stop_proc)
 
 
 def wait_port(port, timeout=15):
@@ -299,3 +302,76 @@ class Topology:
             for t, c in b.connects().items():
                 per[t] = per.get(t, 0) + c
         return per
+
+
+# ---------------------------------------------------------------- devices
+
+class Generator:
+    """A running stormgen and its latest status line."""
+
+    def __init__(self, args, cfg, port, argv, records, cpu, duration):
+        self.status = {}
+        self.records = records
+        full = [args.stormgen, "--port", str(port), "--insecure", "--records", records,
+                "--duration", "%.0f" % duration, "--seed", str(cfg["seed"])] + \
+            CLIENT_CIPHERS + argv
+        self.proc = spawn(full, cpu=cpu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith(("status ", "stormgen ")):
+                self.status = {k: float(v) for k, v in
+                               (kv.split("=", 1) for kv in line.split()[1:])}
+
+    def get(self, key):
+        return self.status.get(key, 0)
+
+    def wait(self, pred, timeout, poll=0.1):
+        end = time.time() + timeout
+        while time.time() < end:
+            if pred():
+                return True
+            if self.proc.poll() is not None:
+                return pred()
+            time.sleep(poll)
+        return False
+
+    def pids(self):
+        return descendants(self.proc.pid) if self.proc.poll() is None else []
+
+    def cpu(self):
+        u, s = cpu_seconds(self.pids())
+        return u + s
+
+    def finish(self, timeout=None):
+        """Stop it now (or wait ${timeout} s for it to end by itself)."""
+        try:
+            if timeout is not None:
+                self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        stop_proc(self.proc, grace=15)
+        self.reader.join(timeout=10)
+        forget(self.proc)
+        return "".join(self.lines[-3:])
+
+
+def gen_argv(cfg, devices):
+    return ["--devices", str(devices), "--tls12", str(cfg["tls12"]),
+            "--ramp", str(cfg["ramp"]), "--backoff-base", str(cfg["backoff_base"]),
+            "--backoff-cap", str(cfg["backoff_cap"]),
+            "--attempt-timeout", str(cfg["attempt_timeout"]),
+            "--keepalive", str(cfg["keepalive"]), "--procs", str(cfg["gen_procs"])]
+
+
+def tlsproxy_accepts(node):
+    """Does this tlsproxy accept the node's configuration?  (ok, message)"""
+    node.write_config()
+    r = subprocess.run([node.path, "-t", "-c", node.conf], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode == 0, (r.stdout + r.stderr).strip()
