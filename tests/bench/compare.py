@@ -35,30 +35,20 @@ is bounded.  Traffic stays on 127.0.0.1.
 """
 
 import argparse
-import atexit
 import json
 import os
 import re
 import resource
-import shutil
-import signal
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-CLIENT_CIPHERS = ["--ciphersuites", "TLS_AES_128_GCM_SHA256",
-                  "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"]
-ALL_PROXIES = ["tlsproxy", "haproxy", "nginx", "hitch", "stunnel"]
-APT_PACKAGES = {"haproxy": ["haproxy"], "nginx": ["nginx", "libnginx-mod-stream"],
-                "hitch": ["hitch"], "stunnel": ["stunnel4"]}
-NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+from peers import (ALL_PROXIES, CLIENT_CIPHERS, PROXY_CLASSES, Proxy, TlsProxy, cpu_seconds,
+                   env_float, env_int, forget, git_describe, install_missing, linked_libssl,
+                   loadavg, log, machine_info, make_certs, make_tmpdir, rss_kb, setup_exit,
+                   spawn, stop_proc, threads_of)
 
 # key: (row title, tlsbench arguments)
 MODES = {
@@ -78,440 +68,7 @@ MODES = {
 }
 RESUMING = {"mqtt-resumed", "resume12-ticket", "resume12-id", "resume13"}
 
-_procs = []          # every Popen started, stopped at exit
 _tmpdir = None
-
-
-def env_int(name, default):
-    v = os.environ.get(name, "")
-    return int(v) if v.strip() else default
-
-
-def env_float(name, default):
-    v = os.environ.get(name, "")
-    return float(v) if v.strip() else default
-
-
-def log(msg):
-    sys.stderr.write("compare: %s\n" % msg)
-    sys.stderr.flush()
-
-
-# ---------------------------------------------------------------- processes
-
-def stop_proc(p, grace=10):
-    """SIGTERM p's process group (it has its own), then SIGKILL after grace."""
-    if p.poll() is not None:
-        return
-    try:
-        os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        p.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(timeout=5)
-
-
-def cleanup():
-    for p in reversed(_procs):
-        try:
-            stop_proc(p, grace=5)
-        except Exception:   # noqa: BLE001 - best effort at exit
-            pass
-    if _tmpdir and os.environ.get("BENCH_KEEP", "0") in ("", "0"):
-        shutil.rmtree(_tmpdir, ignore_errors=True)
-
-
-def on_signal(sig, frame):
-    sys.exit(128 + sig)
-
-
-def spawn(argv, cpu=None, **kw):
-    if cpu is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(cpu)] + argv
-    p = subprocess.Popen(argv, start_new_session=True, **kw)
-    _procs.append(p)
-    return p
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def descendants(root):
-    """root and every process below it, from /proc."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def cpu_seconds(pids):
-    """(utime, stime) of the processes in seconds, all threads included.
-
-    A process's /proc/PID/stat counts all its threads, the exited ones
-    too; summing /proc/PID/task/*/stat instead would miss exited threads
-    (stunnel's, one per connection)."""
-    user = system = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            user += int(fields[11])
-            system += int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return user / CLK_TCK, system / CLK_TCK
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def rss_kb(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def threads_of(pids):
-    n = 0
-    for pid in pids:
-        try:
-            n += len(os.listdir("/proc/%d/task" % pid))
-        except OSError:
-            pass
-    return n
-
-
-def wait_tls(port, timeout=15):
-    """Wait until a TLS handshake on port succeeds; True if it did."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                with ctx.wrap_socket(s, server_hostname="localhost"):
-                    return True
-        except (OSError, ssl.SSLError):
-            time.sleep(0.1)
-    return False
-
-
-def run_cmd(argv):
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
-        return (r.stdout + r.stderr).strip()
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return "(%s)" % e
-
-
-# ---------------------------------------------------------------- proxies
-
-class Proxy:
-    """One TLS terminator: its config, its process tree, its figures."""
-
-    name = "?"
-    binary = "?"
-    nofile = 20000      # the descriptor limit it runs under
-
-    def __init__(self, tmp, certs, backend_port, cpu):
-        self.tmp = os.path.join(tmp, self.name)
-        os.makedirs(self.tmp, exist_ok=True)
-        self.certs = certs
-        self.backend_port = backend_port
-        self.cpu = cpu
-        self.port = free_port()
-        self.proc = None
-        self.notes = []
-
-    def available(self):
-        return shutil.which(self.binary) is not None
-
-    def argv(self):
-        raise NotImplementedError
-
-    def start(self):
-        self.write_config()
-        logf = open(os.path.join(self.tmp, "stderr.log"), "ab")
-        self.proc = spawn(self.argv(), cpu=self.cpu, stdout=logf, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL)
-        logf.close()
-        if not wait_tls(self.port):
-            self.stop()
-            raise RuntimeError("%s did not come up; see %s" % (self.name, self.tmp))
-        time.sleep(0.3)   # workers forked after the listener may still start
-
-    def stop(self):
-        if self.proc is not None:
-            stop_proc(self.proc)
-            self.proc = None
-
-    def restart(self):
-        self.stop()
-        self.port = free_port()
-        self.start()
-
-    def pids(self):
-        return descendants(self.proc.pid) if self.proc else []
-
-    def version(self):
-        return "?"
-
-    def write_config(self):
-        raise NotImplementedError
-
-
-class TlsProxy(Proxy):
-    name = "tlsproxy"
-
-    def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=1, **kw):
-        self.path = path
-        self.workers = workers
-        self.binary = path
-        self.name = label
-        self.tls13_tickets = tls13_tickets
-        super().__init__(*a, **kw)
-        self.notes.append("workers = %d; tickets stateless with a seed, tls13_tickets %d; "
-                          "session_cache 20480; log_level warning" % (workers, tls13_tickets))
-
-    def available(self):
-        return os.access(self.path, os.X_OK)
-
-    def write_config(self):
-        self.conf = os.path.join(self.tmp, "tlsproxy.conf")
-        with open(self.conf, "w") as f:
-            f.write("""workers = %d;
-log_level = "warning";
-session_cache = { size = 20480; timeout = "5m"; };
-tickets = { mode = "stateless"; seed = "tlsproxy-benchmark-seed-0123456789";
-	tls13_tickets = %d; };
-listeners = ( {
-	name = "bench";
-	listen = "127.0.0.1:%d";
-	backend = "127.0.0.1:%d";
-	cert = "%s";
-	key = "%s";
-	max_connections = 100000;
-} );
-""" % (self.workers, self.tls13_tickets, self.port, self.backend_port, self.certs["cert"],
-                self.certs["key"]))
-
-    def argv(self):
-        return [self.path, "-r", "-c", self.conf]
-
-    def version(self):
-        return run_cmd([self.path, "-V"]).splitlines()[0]
-
-
-class HAProxy(Proxy):
-    name = "haproxy"
-    binary = "haproxy"
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.notes.append("nbthread 1; tune.ssl.cachesize 20000; tickets on (default); no log")
-
-    def write_config(self):
-        self.conf = os.path.join(self.tmp, "haproxy.cfg")
-        with open(self.conf, "w") as f:
-            f.write("""global
-    nbthread 1
-    maxconn %d
-    tune.ssl.cachesize 20000
-    tune.ssl.lifetime 300
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend tls
-    bind 127.0.0.1:%d ssl crt %s ssl-min-ver TLSv1.2
-    default_backend plain
-backend plain
-    server b1 127.0.0.1:%d
-""" % (min(30000, (self.nofile - 100) // 2), self.port, self.certs["combined"],
-                self.backend_port))
-
-    def argv(self):
-        return ["haproxy", "-db", "-f", self.conf]
-
-    def version(self):
-        return run_cmd(["haproxy", "-v"]).splitlines()[0]
-
-
-class Nginx(Proxy):
-    name = "nginx"
-    binary = "nginx"
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.notes.append("worker_processes 1; stream module; ssl_session_cache shared:SSL:10m;"
-                          " ssl_session_tickets on; no access log")
-
-    def available(self):
-        return shutil.which("nginx") is not None and os.path.exists(NGINX_STREAM_MODULE)
-
-    def write_config(self):
-        self.conf = os.path.join(self.tmp, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write("""load_module %s;
-worker_processes 1;
-daemon off;
-master_process on;
-pid %s/nginx.pid;
-error_log %s/error.log warn;
-worker_rlimit_nofile %d;
-events { worker_connections %d; }
-stream {
-    upstream plain { server 127.0.0.1:%d; }
-    server {
-        listen 127.0.0.1:%d ssl;
-        proxy_pass plain;
-        proxy_connect_timeout 5s;
-        proxy_timeout 60s;
-        ssl_certificate %s;
-        ssl_certificate_key %s;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_cache shared:SSL:10m;
-        ssl_session_timeout 5m;
-        ssl_session_tickets on;
-    }
-}
-""" % (NGINX_STREAM_MODULE, self.tmp, self.tmp, self.nofile, self.nofile - 100,
-                self.backend_port, self.port,
-                self.certs["cert"], self.certs["key"]))
-
-    def argv(self):
-        return ["nginx", "-p", self.tmp, "-e", os.path.join(self.tmp, "error.log"),
-                "-c", self.conf]
-
-    def version(self):
-        return run_cmd(["nginx", "-v"]).splitlines()[0]
-
-
-class Hitch(Proxy):
-    name = "hitch"
-    binary = "hitch"
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.notes.append("workers 1; Debian's build has no session-cache (needs "
-                          "--enable-sessioncache): OpenSSL's per-process cache, default tickets")
-
-    def write_config(self):
-        self.conf = os.path.join(self.tmp, "hitch.conf")
-        os.makedirs(os.path.join(self.tmp, "ocsp"), exist_ok=True)
-        with open(self.conf, "w") as f:
-            f.write("""frontend = "[127.0.0.1]:%d"
-backend = "[127.0.0.1]:%d"
-pem-file = "%s"
-workers = 1
-backlog = 1024
-daemon = off
-tls-protos = TLSv1.2 TLSv1.3
-log-level = 1
-ocsp-dir = "%s/ocsp"
-user = "%s"
-""" % (self.port, self.backend_port, self.certs["combined"], self.tmp, self.user()))
-
-    @staticmethod
-    def user():
-        """hitch refuses to run its workers as root."""
-        import pwd
-        for name in ("_hitch", "hitch", "nobody"):
-            try:
-                pwd.getpwnam(name)
-                return name
-            except KeyError:
-                continue
-        return "nobody"
-
-    def argv(self):
-        return ["hitch", "--config=" + self.conf]
-
-    def version(self):
-        return run_cmd(["hitch", "--version"]).splitlines()[0]
-
-
-class Stunnel(Proxy):
-    name = "stunnel"
-    binary = "stunnel4"
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.notes.append("a thread per connection (no worker setting); sessionCacheSize "
-                          "20000; debug = 3; TCP_NODELAY both sides")
-
-    def available(self):
-        return shutil.which("stunnel4") is not None or shutil.which("stunnel") is not None
-
-    def write_config(self):
-        self.conf = os.path.join(self.tmp, "stunnel.conf")
-        with open(self.conf, "w") as f:
-            f.write("""foreground = yes
-pid =
-debug = 3
-output = %s/stunnel.log
-syslog = no
-socket = l:TCP_NODELAY=1
-socket = r:TCP_NODELAY=1
-[tls]
-accept = 127.0.0.1:%d
-connect = 127.0.0.1:%d
-cert = %s
-key = %s
-sslVersionMin = TLSv1.2
-sessionCacheSize = 20000
-sessionCacheTimeout = 300
-TIMEOUTclose = 0
-""" % (self.tmp, self.port, self.backend_port, self.certs["cert"], self.certs["key"]))
-
-    def argv(self):
-        return [shutil.which("stunnel4") or "stunnel", self.conf]
-
-    def version(self):
-        out = run_cmd([self.argv()[0], "-version"])
-        m = re.search(r"^stunnel \S+", out, re.M)
-        return m.group(0) if m else out.splitlines()[0]
-
-
-PROXY_CLASSES = {"tlsproxy": TlsProxy, "haproxy": HAProxy, "nginx": Nginx, "hitch": Hitch,
-                 "stunnel": Stunnel}
 
 
 # ---------------------------------------------------------------- the client
@@ -544,8 +101,7 @@ def tlsbench(args, mode_args, port, extra, timeout, cpu, on_ready=None):
     finally:
         killer.cancel()
         p.stdout.close()
-        if p in _procs:
-            _procs.remove(p)
+        forget(p)
     text = "".join(out)
     return parse_line(text), ru.ru_utime + ru.ru_stime, text
 
@@ -681,89 +237,6 @@ def client_cell(rs, key):
     return "%.0f" % statistics.median(vals) if vals else "-"
 
 
-# ---------------------------------------------------------------- setup
-
-def install_missing(wanted):
-    if os.geteuid() != 0 or os.environ.get("BENCH_INSTALL", "1") == "0":
-        return
-    need = []
-    for name in wanted:
-        if name == "tlsproxy":
-            continue
-        cls = PROXY_CLASSES[name]
-        probe = cls.__new__(cls)
-        if not cls.available(probe):
-            need.extend(APT_PACKAGES[name])
-    if not need:
-        return
-    log("installing " + " ".join(need))
-    envv = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # policy-rc.d keeps the packages' services from starting on install.
-    policy = "/usr/sbin/policy-rc.d"
-    made_policy = not os.path.exists(policy)
-    if made_policy:
-        with open(policy, "w") as f:
-            f.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        subprocess.run(["apt-get", "update", "-qq"], env=envv, timeout=600,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq"] + need, env=envv, timeout=900,
-                       stdout=subprocess.DEVNULL)
-    finally:
-        if made_policy:
-            os.unlink(policy)
-
-
-def make_certs(srcdir, tmp):
-    d = os.path.join(tmp, "certs")
-    subprocess.run(["sh", os.path.join(srcdir, "certs", "gen-certs.sh"), d], check=True,
-                   timeout=120)
-    combined = os.path.join(d, "server-combined.pem")
-    with open(combined, "w") as out:
-        for part in ("server.pem", "server.key"):
-            with open(os.path.join(d, part)) as f:
-                out.write(f.read())
-    os.chmod(combined, 0o600)
-    return {"cert": os.path.join(d, "server.pem"), "key": os.path.join(d, "server.key"),
-            "combined": combined, "ca": os.path.join(d, "ca.pem")}
-
-
-def machine_info():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "kernel": os.uname().release,
-            "openssl": run_cmd(["openssl", "version"]),
-            "libevent": run_cmd(["pkg-config", "--modversion", "libevent"])}
-
-
-def git_describe(srcdir):
-    """The source tree's commit, or what it is when it is not a checkout
-    (a `git archive` export, say)."""
-    try:
-        r = subprocess.run(["git", "-C", srcdir, "describe", "--always", "--dirty"],
-                           capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return "%s (git: %s)" % (srcdir, e)
-    if r.returncode != 0:
-        return "%s (not a git checkout)" % srcdir
-    return r.stdout.strip()
-
-
-def linked_libssl(binary):
-    path = shutil.which(binary) or binary
-    out = run_cmd(["ldd", path])
-    m = re.search(r"libssl\.so\S*\s*=>\s*(\S+)", out)
-    return m.group(1) if m else "?"
-
-
 # ---------------------------------------------------------------- main
 
 def main():
@@ -775,9 +248,7 @@ def main():
     ap.add_argument("--srcdir", required=True)
     args = ap.parse_args()
 
-    atexit.register(cleanup)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    setup_exit("compare")
 
     pin = os.environ.get("BENCH_PIN", "1") != "0" and (os.cpu_count() or 1) >= 2
     cfg = {
@@ -811,8 +282,9 @@ def main():
     if nofile < 2 * cfg["idle_conns"] + 100:
         log("descriptor limit %d is low for %d idle connections" % (nofile, cfg["idle_conns"]))
 
-    install_missing(wanted)
-    _tmpdir = tempfile.mkdtemp(prefix="tlsproxy-bench.")
+    install_missing(wanted, enabled=os.environ.get("BENCH_INSTALL", "1") != "0")
+    _tmpdir = make_tmpdir("tlsproxy-bench.",
+                          keep=os.environ.get("BENCH_KEEP", "0") not in ("", "0"))
     certs = make_certs(args.srcdir, _tmpdir)
 
     bd = spawn([args.benchd, "-p", "0", "-t", "7200"], cpu=cfg["client_cpu"],

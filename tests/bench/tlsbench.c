@@ -53,6 +53,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "benchtls.h"
+
 #define GRACE_S		5.0	/* how long in-flight connections may finish */
 #define SCRATCH_LEN	(64 * 1024)
 #define BULK_CHUNK	(16 * 1024)
@@ -194,38 +196,9 @@ on_new_session(SSL *ssl, SSL_SESSION *sess)
 static SSL_CTX *
 client_ctx_new(const struct opts *o)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	int v = o->tls == 12 ? TLS1_2_VERSION : TLS1_3_VERSION;
-
-	if (ctx == NULL)
-		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, v);
-	SSL_CTX_set_max_proto_version(ctx, v);
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF |
-	    (o->mode == MODE_RESUME12_ID ? SSL_OP_NO_TICKET : 0));
-	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(ctx, on_new_session);
-	if ((o->ciphers && SSL_CTX_set_cipher_list(ctx, o->ciphers) != 1) ||
-	    (o->ciphersuites && SSL_CTX_set_ciphersuites(ctx, o->ciphersuites) != 1)) {
-		fprintf(stderr, "tlsbench: bad --ciphers or --ciphersuites\n");
-		goto fail;
-	}
-	if (o->ca != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
-			fprintf(stderr, "tlsbench: cannot load %s\n", o->ca);
-			goto fail;
-		}
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	} else
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	return ctx;
-
-fail:
-	ERR_print_errors_fp(stderr);
-	SSL_CTX_free(ctx);
-	return NULL;
+	return benchtls_client_ctx(o->tls == 12 ? TLS1_2_VERSION : TLS1_3_VERSION,
+	    o->mode == MODE_RESUME12_ID ? SSL_OP_NO_TICKET : 0, 0, o->ca, o->ciphers,
+	    o->ciphersuites, on_new_session);
 }
 
 /* ---------------------------------------------------------------- slots */
@@ -249,20 +222,8 @@ slot_watch(struct slot *s, uint32_t events)
 static void
 slot_close(struct slot *s, int rst)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	if (rst)
-		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	/*
-	 * OpenSSL makes the session of a connection freed without a
-	 * close_notify unresumable; a client that resets after a good
-	 * handshake keeps its session, so say the shutdown was sent.
-	 */
-	if (s->ssl != NULL && SSL_is_init_finished(s->ssl))
-		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN);
-	SSL_free(s->ssl);
+	benchtls_close(s->ssl, s->fd, rst);
 	s->ssl = NULL;
-	close(s->fd);		/* also leaves the epoll set */
 	s->fd = -1;
 	s->registered = 0;
 	s->watching = 0;

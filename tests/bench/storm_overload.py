@@ -1,0 +1,170 @@
+"""storm_overload.py: the overload part of the reconnect-storm benchmark.
+
+One node, alone (no balancer), in front of its own mosquitto, runs under a
+CPU quota (a cgroup: STORM_OVERLOAD_CPU of a core), so that the generator,
+which needs more CPU per full handshake than a server, can offer several
+times what the node completes.  For each node: its capacity (64 devices
+doing full handshakes back to back), then the resumption latency of a
+small population that keeps leaving and resuming (unloaded), then the same
+population while one-shot full handshakes arrive at STORM_OVERLOAD_FACTOR
+times the capacity (loaded).  Then the same node with its limit: tlsproxy
+with full_handshake_rate (reported as pending where tlsproxy does not know
+the setting), HAProxy with maxsslrate, both at STORM_OVERLOAD_RATE_FRACTION
+of the capacity.
+"""
+
+import os
+import resource
+import time
+import urllib.request
+
+from peers import PROXY_CLASSES, TlsProxy, cpu_seconds, free_port, log
+from storm_figures import arrival_figures, population_figures, read_records
+from storm_topology import Broker, Generator, tlsproxy_accepts
+
+
+def make_cgroup(cores, period_us=5000):
+    """A cgroup that lets its processes use ${cores} CPUs; its path, or None."""
+    base_v1 = "/sys/fs/cgroup/cpu"
+    name = "tlsproxy-storm-%d" % os.getpid()
+    quota = max(1000, int(cores * period_us))
+    try:
+        if os.path.exists(os.path.join(base_v1, "cgroup.procs")):
+            d = os.path.join(base_v1, name)
+            os.mkdir(d)
+            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                f.write(str(period_us))
+            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(quota))
+            return d
+        d = os.path.join("/sys/fs/cgroup", name)
+        os.mkdir(d)
+        with open(os.path.join(d, "cpu.max"), "w") as f:
+            f.write("%d %d" % (quota, period_us))
+        return d
+    except OSError as e:
+        log("no CPU quota for the overload run: %s" % e)
+        return None
+
+
+def population_run(args, cfg, port, tmp, tag, arrivals=0.0, fresh=False, devices=None):
+    """stormgen against one node for warm-up + window seconds; the records
+    and the window."""
+    warm, window = 4.0, float(cfg["ov_seconds"])
+    devices = devices if devices is not None else cfg["ov_resumers"]
+    argv = ["--devices", str(devices), "--tls12", str(cfg["tls12"]), "--ramp", "1000",
+            "--hold", "0.5" if not fresh else "0", "--gap", "0.5" if not fresh else "0",
+            "--attempt-timeout", str(cfg["attempt_timeout"]), "--keepalive", "60",
+            "--procs", "2" if arrivals else "1", "--clean", "--id-prefix", tag,
+            "--src", "127.101.0.1", "--src-count", "1000"]
+    if fresh:
+        argv.append("--fresh")
+    if arrivals:
+        argv += ["--arrivals", "%.1f" % arrivals]
+    records = os.path.join(tmp, "records-%s.txt" % tag)
+    duration = warm + window + (cfg["attempt_timeout"] + 1 if arrivals else 0)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    gen = Generator(args, cfg, port, argv, records, cfg["rest_cpu"], duration)
+    gen.finish(timeout=duration + 30)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    gen_share = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / (time.time() - t0)
+    return read_records(records), t0 + warm, t0 + warm + window, gen_share
+
+
+def admission_counters(node):
+    """tlsproxy's full-handshake admission counters, summed over its
+    listeners, when its metrics have them (newer builds); {} otherwise."""
+    port = getattr(node, "metrics_port", None)
+    if port is None:
+        return {}
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode(errors="replace")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("tlsproxy_full_handshakes_"):
+            name, value = line.split("{")[0].split()[0], line.rsplit(None, 1)[1]
+            out[name] = out.get(name, 0) + float(value)
+    return out
+
+
+def overload_row(label, node, args, cfg, tmp, capacity=None):
+    if isinstance(node, TlsProxy):
+        node.metrics_port = free_port()
+        node.extra_global = 'metrics = "127.0.0.1:%d";' % node.metrics_port
+    node.start()
+    try:
+        tag = label.split()[0][:2] + str(int(time.time() * 10) % 100000)
+        if capacity is None:
+            recs, w0, w1, _ = population_run(args, cfg, node.port, tmp, tag + "c",
+                                             fresh=True, devices=64)
+            capacity = population_figures(recs, w0, w1)["rate"]
+            log("overload: %s completes %.0f full handshakes/s" % (label, capacity))
+        recs, w0, w1, _ = population_run(args, cfg, node.port, tmp, tag + "u")
+        unloaded = population_figures(recs, w0, w1)
+        offered = cfg["ov_factor"] * capacity
+        c0 = sum(cpu_seconds(node.pids()))
+        t0 = time.time()
+        recs, w0, w1, gen_share = population_run(args, cfg, node.port, tmp, tag + "l",
+                                                 arrivals=offered)
+        cpu_share = (sum(cpu_seconds(node.pids())) - c0) / (time.time() - t0)
+        counters = admission_counters(node)
+    finally:
+        node.stop()
+    row = {"label": label, "capacity": capacity, "offered": offered, "unloaded": unloaded,
+           "loaded": population_figures(recs, w0, w1),
+           "arrivals": arrival_figures(recs, w0, w1), "node_cpu_share": cpu_share,
+           "generator_cpu_share": gen_share, "admission": counters}
+    log("overload: %s: goodput %.0f/s, resumed p99 %s ms" % (
+        label, row["arrivals"]["goodput"], row["loaded"]["resume_p99_ms"]))
+    return row
+
+
+def overload(args, cfg, certs, tmp):
+    cgroup = make_cgroup(cfg["ov_cpu"])
+    if cgroup is None:
+        return [{"label": "all", "pending": "no CPU quota: the generator cannot offer 3x"}]
+    broker = Broker(tmp, 99, cfg["rest_cpu"])
+    rows = []
+    try:
+        broker.start()
+        for name in cfg["ov_proxies"]:
+            cls = PROXY_CLASSES[name]
+            kw = {"path": args.tlsproxy} if name == "tlsproxy" else {}
+
+            def node(variant):
+                n = cls(tmp, certs, broker.port, cfg["node_cpu"],
+                        instance="%s-overload-%s" % (name, variant), **kw)
+                n.cgroup = cgroup
+                n.session_timeout = 3600
+                return n
+            if not node("probe").available():
+                continue
+            base = overload_row("%s, no limit" % name, node("nolimit"), args, cfg, tmp)
+            rows.append(base)
+            rate = int(cfg["ov_fraction"] * base["capacity"])
+            limited = node("limit")
+            if name == "tlsproxy":
+                label = "tlsproxy, full_handshake_rate = %d" % rate
+                limited.extra_listener = "full_handshake_rate = %d;" % rate
+                ok, msg = tlsproxy_accepts(limited)
+                if not ok:
+                    rows.append({"label": label, "pending": "pending: this tlsproxy refuses "
+                                 "it: " + msg.splitlines()[0]})
+                    continue
+            elif name == "haproxy":
+                label = "haproxy, maxsslrate %d" % rate
+                limited.extra_global = "    maxsslrate %d" % rate
+            else:
+                continue
+            rows.append(overload_row(label, limited, args, cfg, tmp, base["capacity"]))
+    finally:
+        broker.stop()
+        try:
+            os.rmdir(cgroup)
+        except OSError:
+            pass
+    return rows
