@@ -69,6 +69,7 @@ struct conn {
 	unsigned char admitted;		/* the full handshake may go on */
 	unsigned char hello_peeked;	/* hello_waits() has looked at the ClientHello */
 	unsigned char hello_lowat;	/* SO_RCVLOWAT raised until the ClientHello is in */
+	unsigned char refused;		/* admit_full_handshake() refused it: logged */
 	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
 	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
@@ -215,15 +216,40 @@ on_turn(struct pacer_wait *w)
 	event_active(&c->timer, EV_READ, 0);
 }
 
-/* Begin now, or queue ${c} in ${p} (PACER_WAIT) until on_turn(). */
+/*
+ * Begin now, or queue ${c} in ${p} (PACER_WAIT) until on_turn(), or
+ * PACER_FULL when, behind those already waiting, its turn would come
+ * after half of ${timeout} (seconds): the other half is the handshake's,
+ * or the connect's, and the device's patience.  Closed at once, it
+ * retries after its backoff instead of waiting for nothing.
+ */
 static enum pacer_result
-conn_enter(struct conn *c, struct pacer *p)
+conn_enter(struct conn *c, struct pacer *p, int64_t timeout)
 {
+	enum pacer_result r;
+
 	c->wait.wake = on_turn;
-	if (pacer_enter(p, &c->wait, now_usec()) == PACER_GO)
-		return PACER_GO;
-	c->waiting_in = p;
-	return PACER_WAIT;
+	r = pacer_enter(p, &c->wait, now_usec(), (uint64_t)timeout * 1000000 / 2);
+	if (r == PACER_WAIT)
+		c->waiting_in = p;
+	return r;
+}
+
+/* PACER_FULL: one log line, counted as dropped; the caller frees ${c}. */
+static void
+log_queue_full(struct conn *c, int handshake)
+{
+	const struct listener_settings *ls = &c->service->settings;
+
+	if (handshake)
+		log_info("%s %s: full handshake refused: it could not begin within half of "
+		    "handshake_timeout (%llds) at full_handshake_rate (%lld/s)", ls->name,
+		    c->peer, (long long)ls->handshake_timeout, (long long)ls->full_handshake_rate);
+	else
+		log_warning("%s %s: backend connect refused: it could not begin within half of "
+		    "connect_timeout (%llds) at backend_connect_rate (%lld/s)", ls->name,
+		    c->peer, (long long)ls->connect_timeout, (long long)ls->backend_connect_rate);
+	conn_count(c, handshake ? STAT_FULL_DROPPED : STAT_BACKEND_DROPPED, 1);
 }
 
 /*
@@ -268,9 +294,17 @@ admit_full_handshake(SSL *ssl, void *arg)
 		return 1;
 	if (c->waiting_in != NULL)
 		return -1;
-	if (pacer_limited(p) && conn_enter(c, p) == PACER_WAIT) {
+	switch (pacer_limited(p) ? conn_enter(c, p, c->service->settings.handshake_timeout) :
+	    PACER_GO) {
+	case PACER_WAIT:
 		conn_count(c, STAT_FULL_DEFERRED, 1);
 		return -1;
+	case PACER_FULL:
+		log_queue_full(c, 1);
+		c->refused = 1;
+		return 0;	/* the handshake fails; handshake_step() closes it */
+	case PACER_GO:
+		break;
 	}
 	c->admitted = 1;
 	conn_count(c, STAT_FULL_ADMITTED, 1);
@@ -427,11 +461,19 @@ handshake_done(struct conn *c)
 	if (pacer_limited(p)) {
 		/* The timer first: once queued, the turn may come at any time. */
 		conn_set_timer(c, c->service->settings.connect_timeout);
-		if (conn_enter(c, p) == PACER_WAIT) {
+		switch (conn_enter(c, p, c->service->settings.connect_timeout)) {
+		case PACER_WAIT:
 			conn_count(c, STAT_BACKEND_DEFERRED, 1);
 			if (sockbio_flush(&c->sock) == 0)
 				conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 			return;
+		case PACER_FULL:
+			log_queue_full(c, 0);
+			SSL_shutdown(c->ssl);
+			conn_free(c);
+			return;
+		case PACER_GO:
+			break;
 		}
 		c->backend_slot = 1;
 	}
@@ -506,10 +548,17 @@ hello_waits(struct conn *c)
 		setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
 	if (kind != CLIENT_HELLO_NEW)
 		return 0;
-	if (conn_enter(c, p) == PACER_WAIT) {
+	switch (conn_enter(c, p, c->service->settings.handshake_timeout)) {
+	case PACER_WAIT:
 		conn_count(c, STAT_FULL_DEFERRED, 1);
 		conn_wait(c, 0);
 		return 1;
+	case PACER_FULL:
+		log_queue_full(c, 1);
+		conn_free(c);
+		return 1;
+	case PACER_GO:
+		break;
 	}
 	c->admitted = 1;
 	conn_count(c, STAT_FULL_ADMITTED, 1);
@@ -541,6 +590,11 @@ handshake_step(struct conn *c)
 	}
 	if (err == SSL_ERROR_WANT_X509_LOOKUP) {	/* admit_full_handshake(): wait */
 		conn_wait(c, 0);
+		return;
+	}
+	if (c->refused) {	/* logged and counted by admit_full_handshake() */
+		ERR_clear_error();
+		conn_free(c);
 		return;
 	}
 	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */

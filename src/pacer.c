@@ -223,14 +223,22 @@ pacer_limited(const struct pacer *p)
 }
 
 enum pacer_result
-pacer_enter(struct pacer *p, struct pacer_wait *w, uint64_t now)
+pacer_enter(struct pacer *p, struct pacer_wait *w, uint64_t now, uint64_t max_wait)
 {
 	enum pacer_result r = PACER_GO;
+	uint64_t turn;
 
 	pthread_mutex_lock(&p->lock);
 	if (p->head == NULL && slot_free(p) && token_bucket_take(&p->bucket, now)) {
 		p->active++;
 		goto done;
+	}
+	if (max_wait > 0 && p->bucket.rate > 0) {
+		turn = token_bucket_wait(&p->bucket, now) + p->queued * MICRO / p->bucket.rate;
+		if (turn > max_wait) {
+			r = PACER_FULL;
+			goto done;
+		}
 	}
 	w->since = now;
 	w->queued = 1;

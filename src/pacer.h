@@ -69,6 +69,7 @@ struct pacer_wait {
 enum pacer_result {
 	PACER_GO,		/* started: a token (and a slot) was taken */
 	PACER_WAIT,		/* queued: ${wake} will say when it started */
+	PACER_FULL,		/* not queued: its turn would come too late */
 };
 
 struct pacer;
@@ -94,11 +95,17 @@ void pacer_configure(struct pacer *p, uint64_t rate, uint64_t burst, uint64_t ma
 int pacer_limited(const struct pacer *p);
 
 /**
- * pacer_enter(p, w, now): start now (a token taken, and a slot when
- * max_active is set) if nothing waits before ${w} and the limits allow;
- * otherwise queue ${w}, whose wake() is called once it has started.
+ * pacer_enter(p, w, now, max_wait): start now (a token taken, and a slot
+ * when max_active is set) if nothing waits before ${w} and the limits
+ * allow; otherwise queue ${w}, whose wake() is called once it has started
+ * -- unless the rate alone (one token for each waiter ahead) says its turn
+ * would come more than ${max_wait} µs from now (0: no bound): then
+ * PACER_FULL, and nothing changed.  Under sustained overload a queue
+ * served in order grows until every waiter has waited out its client;
+ * refusing at once keeps the waits short and the work useful.
  */
-enum pacer_result pacer_enter(struct pacer *p, struct pacer_wait *w, uint64_t now);
+enum pacer_result pacer_enter(struct pacer *p, struct pacer_wait *w, uint64_t now,
+    uint64_t max_wait);
 
 /**
  * pacer_cancel(p, w): take ${w} out of the queue.  Returns 1 if it was

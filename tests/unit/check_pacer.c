@@ -185,15 +185,39 @@ START_TEST(test_queue_in_order_as_tokens_come)
 	pacer_configure(p, 20, 1, 0);		/* one every 50 ms, none saved up */
 	ck_assert_int_eq(pacer_limited(p), 1);
 	waiters_init(w, 5, order, &count);
-	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono()), PACER_GO);
+	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono(), 0), PACER_GO);
 	for (int i = 1; i < 5; i++)
-		ck_assert_int_eq(pacer_enter(p, &w[i].w, mono()), PACER_WAIT);
+		ck_assert_int_eq(pacer_enter(p, &w[i].w, mono(), 0), PACER_WAIT);
 	ck_assert_uint_eq(pacer_queued(p), 4);
 	ck_assert_int_eq(count, 0);
 	run_until(base, &count, 4);
 	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(order[i], i + 1);
 	ck_assert_uint_eq(pacer_queued(p), 0);
+	pacer_free(p);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_queue_refuses_a_turn_too_late)
+{
+	struct event_base *base = event_base_new();
+	struct pacer *p = pacer_new(base);
+	struct waiter w[4];
+	int order[4], count = 0;
+	uint64_t now = mono();
+
+	pacer_configure(p, 10, 1, 0);		/* one every 100 ms */
+	waiters_init(w, 4, order, &count);
+	/* At most 250 ms: the turns at 100 and 200 ms queue, 300 ms does not. */
+	ck_assert_int_eq(pacer_enter(p, &w[0].w, now, 250000), PACER_GO);
+	ck_assert_int_eq(pacer_enter(p, &w[1].w, now, 250000), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[2].w, now, 250000), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[3].w, now, 250000), PACER_FULL);
+	ck_assert_uint_eq(pacer_queued(p), 2);
+	ck_assert_int_eq(pacer_enter(p, &w[3].w, now, 0), PACER_WAIT);	/* no bound */
+	run_until(base, &count, 3);
+	ck_assert_int_eq(order[2], 3);
 	pacer_free(p);
 	event_base_free(base);
 }
@@ -208,10 +232,10 @@ START_TEST(test_queue_max_active_and_leave)
 
 	pacer_configure(p, 0, 0, 2);		/* no rate: two at once */
 	waiters_init(w, 4, order, &count);
-	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono()), PACER_GO);
-	ck_assert_int_eq(pacer_enter(p, &w[1].w, mono()), PACER_GO);
-	ck_assert_int_eq(pacer_enter(p, &w[2].w, mono()), PACER_WAIT);
-	ck_assert_int_eq(pacer_enter(p, &w[3].w, mono()), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono(), 0), PACER_GO);
+	ck_assert_int_eq(pacer_enter(p, &w[1].w, mono(), 0), PACER_GO);
+	ck_assert_int_eq(pacer_enter(p, &w[2].w, mono(), 0), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[3].w, mono(), 0), PACER_WAIT);
 	/* One leaves: the first in line starts, at once, from leave(). */
 	pacer_leave(p);
 	ck_assert_int_eq(count, 1);
@@ -237,10 +261,10 @@ START_TEST(test_queue_reconfigure_and_return)
 
 	pacer_configure(p, 1, 1, 0);		/* one a second */
 	waiters_init(w, 4, order, &count);
-	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono()), PACER_GO);
-	ck_assert_int_eq(pacer_enter(p, &w[1].w, mono()), PACER_WAIT);
-	ck_assert_int_eq(pacer_enter(p, &w[2].w, mono()), PACER_WAIT);
-	ck_assert_int_eq(pacer_enter(p, &w[3].w, mono()), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[0].w, mono(), 0), PACER_GO);
+	ck_assert_int_eq(pacer_enter(p, &w[1].w, mono(), 0), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[2].w, mono(), 0), PACER_WAIT);
+	ck_assert_int_eq(pacer_enter(p, &w[3].w, mono(), 0), PACER_WAIT);
 	/* The first gives its turn back (its client left): the next starts. */
 	pacer_return(p);
 	ck_assert_int_eq(count, 1);
@@ -269,6 +293,7 @@ pacer_suite(void)
 	tcase_add_test(bucket, test_bucket_defaults_and_no_limit);
 	tcase_add_test(bucket, test_bucket_reconfigured_keeps_tokens);
 	tcase_add_test(queue, test_queue_in_order_as_tokens_come);
+	tcase_add_test(queue, test_queue_refuses_a_turn_too_late);
 	tcase_add_test(queue, test_queue_max_active_and_leave);
 	tcase_add_test(queue, test_queue_reconfigure_and_return);
 	tcase_set_timeout(queue, 20);
