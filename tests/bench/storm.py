@@ -211,8 +211,10 @@ def storm_run(name, cls, kw, args, cfg, certs, tmp, extra="", rnd=0):
         gen = Generator(args, cfg, topo.balancer.port, gen_argv(cfg, devices) +
                         ["--id-prefix", "d"], records, cfg["rest_cpu"], bound)
         if not gen.wait(lambda: gen.get("up") == devices, devices / cfg["ramp"] + 180):
-            gen.finish()
-            return {"failed": "only %d of %d devices connected" % (gen.get("up"), devices)}
+            states = topo.balancer.server_states()
+            last = gen.finish().strip().splitlines()
+            return {"failed": "only %d of %d devices connected; balancer: %s; generator: %s"
+                    % (gen.get("up"), devices, states, last[-1] if last else "-")}
         out["setup_s"] = time.time() - t_start
         log("%s: %d devices connected in %.1f s" % (name, devices, out["setup_s"]))
         for ev in cfg["events"]:

@@ -212,6 +212,20 @@ backend nodes
             s.close()
         return b"".join(out).decode(errors="replace")
 
+    def server_states(self):
+        """"nK STATUS CONNECTIONS" for every node, summed over the
+        balancer processes (show stat): what a failed run looked like."""
+        states = {}
+        for sock in self.socks:
+            for line in self.cli(sock, "show stat\n").splitlines():
+                f = line.split(",")
+                if len(f) > 17 and f[0] == "nodes" and f[1].startswith("n"):
+                    st = states.setdefault(f[1], [set(), 0])
+                    st[0].add(f[17])
+                    st[1] += int(f[4] or 0)
+        return ", ".join("%s %s %d" % (n, "/".join(sorted(st[0])), st[1])
+                         for n, st in sorted(states.items()))
+
     def placement(self):
         """Source address -> node number (1-based) of every device session."""
         where = {}
