@@ -65,11 +65,16 @@ import sys
 import time
 
 from peers import (ALL_PROXIES, PROXY_CLASSES, Proxy, TlsProxy, env_float, env_int,
-                   git_describe, install_missing, linked_libssl, log, machine_info, make_certs,
+                   free_port, git_describe, install_missing, linked_libssl, log, machine_info, make_certs,
                    make_tmpdir, run_cmd, setup_exit)
 from storm_figures import event_figures, event_table, overload_table, read_records
 from storm_overload import overload
-from storm_topology import Broker, Generator, Topology, gen_argv, tlsproxy_accepts
+from storm_topology import (Broker, Generator, Topology, gen_argv, tlsproxy_accepts,
+                            tlsproxy_metrics)
+
+# tlsproxy's own view of each event, from its metrics.
+METRICS = ("tlsproxy_handshakes_total", "tlsproxy_ticket_rejections_total",
+           "tlsproxy_handshake_failures_total", "tlsproxy_backend_connect_failures_total")
 
 EVENTS = {
     "broker": "(a) the broker restarts",
@@ -110,10 +115,22 @@ def settle(gen, devices, quiet, limit=120):
     return False
 
 
+def metrics_delta(before, after, first_restarted):
+    """What the nodes counted between two scrapes (one dict per node); a
+    node restarted in between counted from zero."""
+    out = {}
+    for i, (b, a) in enumerate(zip(before, after)):
+        for k, v in a.items():
+            d = v - (0 if i == 0 and first_restarted else b.get(k, 0))
+            if d:
+                out[k] = out.get(k, 0) + d
+    return out
+
+
 def run_event(ev, topo, gen, cfg, devices):
     """Make one event happen and follow it until every device is back."""
     snap = lambda: (topo.node_cpu(), topo.balancer.cpu_s(), topo.broker_cpu(),  # noqa: E731
-                    gen.cpu())
+                    gen.cpu(), [tlsproxy_metrics([n], METRICS) for n in topo.nodes])
     drops0 = gen.get("drops")
     info = {}
     restart_at = None
@@ -154,7 +171,8 @@ def run_event(ev, topo, gen, cfg, devices):
                      if where else None)
     info.update(t0=t0, t1=t1, node_cpu=after[0] - before[0], lb_cpu=after[1] - before[1],
                 broker_cpu=after[2] - before[2], gen_cpu=after[3] - before[3],
-                complete=gen.get("up") == devices)
+                complete=gen.get("up") == devices,
+                metrics=metrics_delta(before[4], after[4], ev == "node"))
     return info
 
 
@@ -170,6 +188,8 @@ def storm_run(name, cls, kw, args, cfg, certs, tmp, extra="", rnd=0):
         n.session_timeout = 3600
         if isinstance(n, TlsProxy):
             n.extra_listener = extra
+            n.metrics_port = free_port()
+            n.extra_global = 'metrics = "127.0.0.1:%d";' % n.metrics_port
         return n
 
     topo = Topology(rundir, make_node, cfg["nodes"], cfg["brokers"], cfg["lb_procs"],
@@ -191,8 +211,10 @@ def storm_run(name, cls, kw, args, cfg, certs, tmp, extra="", rnd=0):
         gen = Generator(args, cfg, topo.balancer.port, gen_argv(cfg, devices) +
                         ["--id-prefix", "d"], records, cfg["rest_cpu"], bound)
         if not gen.wait(lambda: gen.get("up") == devices, devices / cfg["ramp"] + 180):
-            gen.finish()
-            return {"failed": "only %d of %d devices connected" % (gen.get("up"), devices)}
+            states = topo.balancer.server_states()
+            last = gen.finish().strip().splitlines()
+            return {"failed": "only %d of %d devices connected; balancer: %s; generator: %s"
+                    % (gen.get("up"), devices, states, last[-1] if last else "-")}
         out["setup_s"] = time.time() - t_start
         log("%s: %d devices connected in %.1f s" % (name, devices, out["setup_s"]))
         for ev in cfg["events"]:
@@ -331,6 +353,14 @@ def main():
               "node 1's devices that are on another node once it is back.")
     for n, why in why_not.items():
         print("%s: %s" % (n, why))
+    for n in names:
+        for r in runs.get(n, []):
+            for ev, f in r["events"].items():
+                if f.get("metrics"):
+                    print("%s, %s, round %d, the nodes' metrics: %s"
+                          % (n, ev, r["round"] + 1, ", ".join(
+                              "%s %d" % (k.replace("tlsproxy_", ""), v)
+                              for k, v in sorted(f["metrics"].items()))))
     limited = "tlsproxy, backend_connect_rate"
     for r in runs.get(limited, []):
         for ev, f in r["events"].items():

@@ -177,11 +177,13 @@ dev_ssl_setup(struct dev *d)
 		SSL_set1_host(d->ssl, p->o->sni);
 	if (d->sess != NULL && !p->o->fresh && d->kind == K_DEVICE) {
 		/*
-		 * An OpenSSL client marks a TLS 1.3 session unresumable once
-		 * it resumed (tickets are for one use): offer a copy, so that
-		 * the device can offer it again if no new ticket comes.
+		 * Offer a copy: an OpenSSL client marks the session it offered
+		 * unresumable once it resumed TLS 1.3 (tickets are for one
+		 * use), and whenever a handshake ends in a fatal alert, such
+		 * as the server closing in the middle.  The device keeps its
+		 * session for the next attempt, as an SDK that stores it does.
 		 */
-		SSL_SESSION *copy = d->tls12 ? NULL : SSL_SESSION_dup(d->sess);
+		SSL_SESSION *copy = SSL_SESSION_dup(d->sess);
 
 		SSL_set_session(d->ssl, copy != NULL ? copy : d->sess);
 		SSL_SESSION_free(copy);

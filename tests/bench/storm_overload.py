@@ -16,11 +16,10 @@ of the capacity.
 import os
 import resource
 import time
-import urllib.request
 
 from peers import PROXY_CLASSES, TlsProxy, cpu_seconds, free_port, log
 from storm_figures import arrival_figures, population_figures, read_records
-from storm_topology import Broker, Generator, tlsproxy_accepts
+from storm_topology import Broker, Generator, tlsproxy_accepts, tlsproxy_metrics
 
 
 def make_cgroup(cores, period_us=5000):
@@ -72,25 +71,6 @@ def population_run(args, cfg, port, tmp, tag, arrivals=0.0, fresh=False, devices
     return read_records(records), t0 + warm, t0 + warm + window, gen_share
 
 
-def admission_counters(node):
-    """tlsproxy's full-handshake admission counters, summed over its
-    listeners, when its metrics have them (newer builds); {} otherwise."""
-    port = getattr(node, "metrics_port", None)
-    if port is None:
-        return {}
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-            text = r.read().decode(errors="replace")
-    except OSError:
-        return {}
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("tlsproxy_full_handshakes_"):
-            name, value = line.split("{")[0].split()[0], line.rsplit(None, 1)[1]
-            out[name] = out.get(name, 0) + float(value)
-    return out
-
-
 def overload_row(label, node, args, cfg, tmp, capacity=None):
     if isinstance(node, TlsProxy):
         node.metrics_port = free_port()
@@ -111,7 +91,7 @@ def overload_row(label, node, args, cfg, tmp, capacity=None):
         recs, w0, w1, gen_share = population_run(args, cfg, node.port, tmp, tag + "l",
                                                  arrivals=offered)
         cpu_share = (sum(cpu_seconds(node.pids())) - c0) / (time.time() - t0)
-        counters = admission_counters(node)
+        counters = tlsproxy_metrics([node], ("tlsproxy_full_handshakes_",))
     finally:
         node.stop()
     row = {"label": label, "capacity": capacity, "offered": offered, "unloaded": unloaded,

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 from peers import (CLIENT_CIPHERS, cpu_seconds, descendants, forget, free_port, run_cmd,
                    spawn, stop_proc)
@@ -211,6 +212,20 @@ backend nodes
             s.close()
         return b"".join(out).decode(errors="replace")
 
+    def server_states(self):
+        """"nK STATUS CONNECTIONS" for every node, summed over the
+        balancer processes (show stat): what a failed run looked like."""
+        states = {}
+        for sock in self.socks:
+            for line in self.cli(sock, "show stat\n").splitlines():
+                f = line.split(",")
+                if len(f) > 17 and f[0] == "nodes" and f[1].startswith("n"):
+                    st = states.setdefault(f[1], [set(), 0])
+                    st[0].add(f[17])
+                    st[1] += int(f[4] or 0)
+        return ", ".join("%s %s %d" % (n, "/".join(sorted(st[0])), st[1])
+                         for n, st in sorted(states.items()))
+
     def placement(self):
         """Source address -> node number (1-based) of every device session."""
         where = {}
@@ -375,3 +390,27 @@ def tlsproxy_accepts(node):
     r = subprocess.run([node.path, "-t", "-c", node.conf], capture_output=True, text=True,
                        timeout=30)
     return r.returncode == 0, (r.stdout + r.stderr).strip()
+
+
+def tlsproxy_metrics(nodes, prefixes):
+    """The counters of the tlsproxy ${nodes} that have a metrics_port,
+    whose names start with one of ${prefixes}, summed over nodes and
+    listeners: "name{other labels}" -> value."""
+    out = {}
+    for node in nodes:
+        port = getattr(node, "metrics_port", None)
+        if port is None or node.proc is None:
+            continue
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                        timeout=5) as r:
+                text = r.read().decode(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith(prefixes):
+                continue
+            key, value = line.rsplit(None, 1)
+            key = re.sub(r'listener="[^"]*",?', "", key).replace(",}", "}").replace("{}", "")
+            out[key] = out.get(key, 0) + float(value)
+    return out
