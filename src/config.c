@@ -38,6 +38,10 @@ static const struct config_get_choice log_levels[] = {
 	{ "error", LOG_LEVEL_ERROR }, { "warning", LOG_LEVEL_WARNING },
 	{ "info", LOG_LEVEL_INFO }, { "debug", LOG_LEVEL_DEBUG }, { NULL, 0 },
 };
+static const struct config_get_choice full_handshake_priorities[] = {
+	{ "normal", FULL_HANDSHAKE_PRIORITY_NORMAL }, { "low", FULL_HANDSHAKE_PRIORITY_LOW },
+	{ NULL, 0 },
+};
 static const struct config_get_choice ticket_modes[] = {
 	{ "off", TICKETS_OFF }, { "stateful", TICKETS_STATEFUL },
 	{ "stateless", TICKETS_STATELESS }, { NULL, 0 },
@@ -639,6 +643,9 @@ load_top(struct settings *s, struct config_get_group *root)
 	load_identity(s, root);
 	config_get_int(root, "workers", 1, WORKERS_MAX, default_workers(),
 	    &s->workers);
+	config_get_choice(root, "full_handshake_priority", full_handshake_priorities,
+	    FULL_HANDSHAKE_PRIORITY_NORMAL, &level);
+	s->full_handshake_priority = (enum full_handshake_priority)level;
 	config_get_choice(root, "log_level", log_levels, LOG_LEVEL_INFO, &level);
 	s->log_level = (enum log_level)level;
 	config_get_duration(root, "shutdown_timeout", 0, DAY, 30,

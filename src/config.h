@@ -115,6 +115,12 @@ struct ticket_settings {
 	struct config_where where;
 };
 
+/* Where full handshakes' key exchange and signature run. */
+enum full_handshake_priority {
+	FULL_HANDSHAKE_PRIORITY_NORMAL,	/* on the workers, like everything else */
+	FULL_HANDSHAKE_PRIORITY_LOW,	/* on threads of their own, at nice 19 */
+};
+
 struct settings {
 	char *path;			/* the file these came from */
 	char *user;			/* NULL: keep the starting user */
@@ -122,6 +128,7 @@ struct settings {
 	unsigned uid, gid;		/* resolved from user and group */
 	struct config_where user_where;
 	int64_t workers;		/* >= 1 */
+	enum full_handshake_priority full_handshake_priority;
 	enum log_level log_level;
 	int64_t shutdown_timeout;	/* seconds */
 	int64_t session_cache_size;	/* 0: no session-ID cache */

@@ -7,7 +7,11 @@
  *                 before OpenSSL reads its ClientHello when that cannot
  *                 resume (client_hello.h), or else suspended in the
  *                 certificate callback, before its key exchange and its
- *                 signature, once resumption has failed.
+ *                 signature, once resumption has failed.  With
+ *                 full_handshake_priority = "low", the step that does
+ *                 that key exchange and signature then runs on the
+ *                 handshake pool's low-priority threads, the socket still
+ *                 unwatched, and comes back here when done.
  *   CONNECTING -> over backend_connect_rate or backend_max_connecting,
  *                 first a turn in the listener's backend queue
  *                 (connect_timeout); then the backend connect
@@ -18,8 +22,8 @@
  *   RELAYING   -> relay_run() on every readiness (idle_timeout)
  *
  * One timer serves whichever timeout applies to the current state, and
- * also carries a pacer's news that a waiting connection's turn came:
- * the pacer may run on another thread, and the timer is the one event of
+ * also carries a pacer's news that a waiting connection's turn came, and
+ * the handshake pool's that a step is done: both run on other threads, and the timer is the one event of
  * a connection that is never re-assigned, so activating it from there is
  * safe.  Every way out goes through conn_free(), which releases everything
  * the connection holds: socket, SSL, backend, events, its place in a
@@ -44,6 +48,7 @@
 #include "backend.h"
 #include "client_hello.h"
 #include "conn.h"
+#include "handshake_pool.h"
 #include "pacer.h"
 #include "proxy_tls.h"
 #include "log.h"
@@ -71,10 +76,12 @@ struct conn {
 	unsigned char hello_lowat;	/* SO_RCVLOWAT raised until the ClientHello is in */
 	unsigned char refused;		/* admit_full_handshake() refused it: logged */
 	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
+	unsigned char offload;		/* OFFLOAD_*: the full handshake's step on the pool */
 	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
 	SSL *ssl;
 	struct backend_connect *connecting;
+	struct offloaded_step *offloaded;	/* while OFFLOAD_QUEUED */
 	union {
 		struct pacer_wait wait;	/* while waiting_in a pacer's queue */
 		struct relay relay;	/* valid in CONN_RELAYING */
@@ -90,6 +97,32 @@ struct conn {
 	uint64_t counted_in, counted_out;	/* relay bytes added to the stats so far */
 	struct sockaddr_storage *peer_addr;	/* kept only for the PROXY header */
 	char peer[ADDR_TEXT_MAX];
+};
+
+/*
+ * full_handshake_priority = "low": the step of a full handshake that does
+ * its key exchange and signature runs on env->handshakes.  WANTED: the
+ * certificate callback suspended the handshake for it; QUEUED: handed to
+ * the pool, the connection's events quiet; RAN: the certificate callback
+ * lets the handshake go on, wherever it runs.
+ */
+enum {
+	OFFLOAD_NONE,
+	OFFLOAD_WANTED,
+	OFFLOAD_QUEUED,
+	OFFLOAD_RAN,
+};
+
+/* What SSL_do_handshake() said on the pool thread, for the worker. */
+struct step_outcome {
+	int ret, err, closed;
+	char reasons[256];	/* on failure: what the error queue said */
+};
+
+struct offloaded_step {
+	struct handshake_job job;	/* first: the job is the step */
+	struct conn *conn;
+	struct step_outcome out;
 };
 
 /* The most a ClientHello's first record can be: header and 2^14 bytes. */
@@ -290,24 +323,29 @@ admit_full_handshake(SSL *ssl, void *arg)
 	struct conn *c = arg;
 	struct pacer *p = listener_admission(c->listener);
 
-	if (c->admitted)
-		return 1;
-	if (c->waiting_in != NULL)
-		return -1;
-	switch (pacer_limited(p) ? conn_enter(c, p, c->service->settings.handshake_timeout) :
-	    PACER_GO) {
-	case PACER_WAIT:
-		conn_count(c, STAT_FULL_DEFERRED, 1);
-		return -1;
-	case PACER_FULL:
-		log_queue_full(c, 1);
-		c->refused = 1;
-		return 0;	/* the handshake fails; handshake_step() closes it */
-	case PACER_GO:
-		break;
+	if (!c->admitted) {
+		if (c->waiting_in != NULL)
+			return -1;
+		switch (pacer_limited(p) ? conn_enter(c, p, c->service->settings.handshake_timeout) :
+		    PACER_GO) {
+		case PACER_WAIT:
+			conn_count(c, STAT_FULL_DEFERRED, 1);
+			return -1;
+		case PACER_FULL:
+			log_queue_full(c, 1);
+			c->refused = 1;
+			return 0;	/* the handshake fails; handshake_step() closes it */
+		case PACER_GO:
+			break;
+		}
+		c->admitted = 1;
+		conn_count(c, STAT_FULL_ADMITTED, 1);
 	}
-	c->admitted = 1;
-	conn_count(c, STAT_FULL_ADMITTED, 1);
+	/* What comes next is the expensive part: the pool's, if there is one. */
+	if (c->offload == OFFLOAD_NONE && c->env->handshakes != NULL) {
+		c->offload = OFFLOAD_WANTED;
+		return -1;
+	}
 	return 1;
 }
 
@@ -565,53 +603,155 @@ hello_waits(struct conn *c)
 	return 0;
 }
 
+/*
+ * What SSL_do_handshake() returned (${o}->ret) means, read on the thread
+ * that called it: the OpenSSL error queue is per thread.
+ */
+static void
+step_outcome_read(SSL *ssl, struct step_outcome *o)
+{
+	int saved_errno = errno;
+
+	o->err = o->ret == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, o->ret);
+	o->closed = 0;
+	o->reasons[0] = '\0';
+	if (o->err == SSL_ERROR_NONE || o->err == SSL_ERROR_WANT_READ ||
+	    o->err == SSL_ERROR_WANT_WRITE || o->err == SSL_ERROR_WANT_X509_LOOKUP)
+		return;
+	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */
+	if (ERR_peek_error() == 0) {
+		snprintf(o->reasons, sizeof(o->reasons), "%s",
+		    o->err == SSL_ERROR_SYSCALL && saved_errno ? strerror(saved_errno) :
+		    "connection closed by the client");
+		/* A port check or a client giving up: not a TLS problem. */
+		o->closed = o->err != SSL_ERROR_SYSCALL || saved_errno == 0 ||
+		    saved_errno == ECONNRESET;
+	} else
+		ssl_errors_drain(o->reasons, sizeof(o->reasons));
+}
+
+static void offload_step(struct conn *c);
+
+/* Go on from one step of the handshake, wherever it ran. */
+static void
+handshake_went(struct conn *c, const struct step_outcome *o)
+{
+	switch (o->err) {
+	case SSL_ERROR_NONE:
+		handshake_done(c);
+		return;
+	case SSL_ERROR_WANT_READ:
+		conn_wait(c, RELAY_WANT_CLIENT_READ);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		conn_wait(c, RELAY_WANT_CLIENT_WRITE);
+		return;
+	case SSL_ERROR_WANT_X509_LOOKUP:	/* admit_full_handshake() */
+		if (c->offload == OFFLOAD_WANTED)
+			offload_step(c);
+		else
+			conn_wait(c, 0);	/* a turn in the admission queue */
+		return;
+	}
+	if (!c->refused) {	/* else logged and counted by admit_full_handshake() */
+		log_info("%s %s: handshake failed: %s", c->service->settings.name, c->peer,
+		    o->reasons);
+		conn_count(c, o->closed ? STAT_HANDSHAKE_CLIENT_CLOSED : STAT_HANDSHAKE_FAILED, 1);
+	}
+	conn_free(c);
+}
+
 static void
 handshake_step(struct conn *c)
 {
-	int n, err, saved_errno, closed;
-	char reasons[256];
+	struct step_outcome o;
 
 	if (hello_waits(c))
 		return;
 	ERR_clear_error();
-	n = SSL_do_handshake(c->ssl);
-	if (n == 1) {
-		handshake_done(c);
+	o.ret = SSL_do_handshake(c->ssl);
+	step_outcome_read(c->ssl, &o);
+	handshake_went(c, &o);
+}
+
+/* --- full_handshake_priority = "low" --------------------------------- */
+
+/* On a pool thread: the step with the key exchange and the signature. */
+static void
+run_offloaded_step(struct handshake_job *job)
+{
+	struct offloaded_step *s = (struct offloaded_step *)(void *)job;
+
+	ERR_clear_error();
+	s->out.ret = SSL_do_handshake(s->conn->ssl);
+	step_outcome_read(s->conn->ssl, &s->out);
+	ERR_clear_error();
+}
+
+/* Under the pool's lock: the news, to the connection's thread (see the top). */
+static void
+offloaded_step_done(struct handshake_job *job)
+{
+	struct offloaded_step *s = (struct offloaded_step *)(void *)job;
+
+	event_active(&s->conn->timer, EV_READ, 0);
+}
+
+/*
+ * Hand the rest of ${c}'s step to the pool, its socket unwatched: nothing
+ * on this thread touches its SSL until the step is DONE.  Run here when
+ * that cannot be (no memory, output still held for the client).
+ */
+static void
+offload_step(struct conn *c)
+{
+	struct offloaded_step *s;
+
+	c->offload = OFFLOAD_RAN;
+	if (sockbio_flush(&c->sock) != 1 || (s = calloc(1, sizeof(*s))) == NULL) {
+		handshake_step(c);
 		return;
 	}
-	err = SSL_get_error(c->ssl, n);
-	if (err == SSL_ERROR_WANT_READ) {
-		conn_wait(c, RELAY_WANT_CLIENT_READ);
-		return;
+	conn_watch(c, 0);
+	s->job.run = run_offloaded_step;
+	s->job.done = offloaded_step_done;
+	s->conn = c;
+	c->offloaded = s;
+	c->offload = OFFLOAD_QUEUED;
+	handshake_pool_submit(c->env->handshakes, &s->job);
+}
+
+/*
+ * The timer fired while the step was with the pool: its news (or a
+ * timeout).  0 when the connection goes on from here, 1 when the timer
+ * was a timeout, for on_timer() to handle.
+ */
+static int
+offloaded_step_check(struct conn *c)
+{
+	struct offloaded_step *s = c->offloaded;
+	time_t left;
+
+	switch (handshake_pool_withdraw(c->env->handshakes, &s->job)) {
+	case HANDSHAKE_JOB_RUNNING:
+		return 0;	/* its done() wakes us again */
+	case HANDSHAKE_JOB_DONE:
+		break;
+	default:		/* still queued at handshake_timeout: withdrawn */
+		c->offload = OFFLOAD_RAN;
+		c->offloaded = NULL;
+		free(s);
+		return 1;
 	}
-	if (err == SSL_ERROR_WANT_WRITE) {
-		conn_wait(c, RELAY_WANT_CLIENT_WRITE);
-		return;
-	}
-	if (err == SSL_ERROR_WANT_X509_LOOKUP) {	/* admit_full_handshake(): wait */
-		conn_wait(c, 0);
-		return;
-	}
-	if (c->refused) {	/* logged and counted by admit_full_handshake() */
-		ERR_clear_error();
-		conn_free(c);
-		return;
-	}
-	/* An EOF (unexpected EOFs are ignored) leaves the error queue empty. */
-	saved_errno = errno;
-	closed = 0;
-	if (ERR_peek_error() == 0) {
-		snprintf(reasons, sizeof(reasons), "%s",
-		    err == SSL_ERROR_SYSCALL && saved_errno ? strerror(saved_errno) :
-		    "connection closed by the client");
-		/* A port check or a client giving up: not a TLS problem. */
-		closed = err != SSL_ERROR_SYSCALL || saved_errno == 0 ||
-		    saved_errno == ECONNRESET;
-	} else
-		ssl_errors_drain(reasons, sizeof(reasons));
-	log_info("%s %s: handshake failed: %s", c->service->settings.name, c->peer, reasons);
-	conn_count(c, closed ? STAT_HANDSHAKE_CLIENT_CLOSED : STAT_HANDSHAKE_FAILED, 1);
-	conn_free(c);
+	c->offload = OFFLOAD_RAN;
+	c->offloaded = NULL;
+	/* A timeout that crossed the news leaves the news pending: drop it. */
+	event_del(&c->timer);
+	left = c->deadline - now_seconds();
+	conn_set_timer(c, left > 0 ? left : 1);
+	handshake_went(c, &s->out);
+	free(s);
+	return 0;
 }
 
 /* The relay's closing log line, for ${why} (NULL: both sides finished). */
@@ -752,6 +892,8 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	time_t idle;
 
+	if (c->offload == OFFLOAD_QUEUED && offloaded_step_check(c) == 0)
+		return;
 	if (c->waiting_in != NULL) {
 		if (pacer_cancel(c->waiting_in, &c->wait) == 0)
 			turn_came(c);	/* on_turn(), or a turn just in time */
@@ -804,6 +946,11 @@ conn_free(struct conn *c)
 	 * thread activates the timer (on_turn()), never after this. */
 	if (c->waiting_in != NULL && pacer_cancel(c->waiting_in, &c->wait) == 0)
 		pacer_return(c->waiting_in);	/* a turn it will not use: the next's */
+	/* Likewise out of the pool first; at shutdown, a running step is waited for. */
+	if (c->offload == OFFLOAD_QUEUED) {
+		handshake_pool_cancel(c->env->handshakes, &c->offloaded->job);
+		free(c->offloaded);
+	}
 	event_del(&c->client_ev);
 	event_del(&c->timer);
 	if (c->backend_slot)

@@ -18,6 +18,7 @@
 #include "listener.h"
 
 struct conn;
+struct handshake_pool;
 
 struct conn_env {
 	struct event_base *base;
@@ -28,6 +29,9 @@ struct conn_env {
 	size_t count;
 	void (*on_empty)(void *arg);	/* called when count drops to 0 */
 	void *on_empty_arg;
+	/* full_handshake_priority = "low": where full handshakes' expensive
+	 * step runs; NULL: on this thread. */
+	struct handshake_pool *handshakes;
 };
 
 /**

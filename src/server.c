@@ -27,9 +27,13 @@
 #include "privileges.h"
 #include "server.h"
 #include "service.h"
+#include "handshake_pool.h"
 #include "stats.h"
 #include "tls_ctx.h"
 #include "worker.h"
+
+/* Full handshakes yield the CPU to anything else (Linux: 19 is the lowest). */
+#define HANDSHAKE_POOL_NICE 19
 
 #define EXPIRE_INTERVAL 10	/* seconds between session cache sweeps */
 
@@ -41,6 +45,7 @@ struct server {
 	size_t nlisteners;
 	struct worker **workers;
 	size_t nworkers;
+	struct handshake_pool *handshakes;	/* full_handshake_priority = "low" */
 	struct metrics *metrics;	/* NULL: no metrics setting */
 	struct ticket_keys *ticket_keys;	/* in force; NULL unless tickets are stateless */
 	struct event_base *base;
@@ -268,6 +273,10 @@ server_reload(struct server *srv)
 		    (long long)srv->settings->workers, (long long)s->workers);
 		s->workers = srv->settings->workers;	/* what is really running */
 	}
+	if (s->full_handshake_priority != srv->settings->full_handshake_priority) {
+		log_warning("reload: full_handshake_priority changed; that takes a restart");
+		s->full_handshake_priority = srv->settings->full_handshake_priority;
+	}
 	if (s->uid != srv->settings->uid || s->gid != srv->settings->gid)
 		log_warning("reload: user or group changed; that takes a restart");
 	settings_free(srv->settings);
@@ -492,10 +501,16 @@ start_workers(struct server *srv)
 	sigset_t all, old;
 	int rc = 0;
 
+	/* As many as the workers: alone on the machine, full handshakes go as fast. */
+	if (srv->settings->full_handshake_priority == FULL_HANDSHAKE_PRIORITY_LOW &&
+	    (srv->handshakes = handshake_pool_new((unsigned)srv->settings->workers,
+	    HANDSHAKE_POOL_NICE)) == NULL)
+		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (size_t i = 0; i < (size_t)srv->settings->workers; i++) {
-		srv->workers[i] = worker_start((unsigned)i, srv->listeners, srv->nlisteners);
+		srv->workers[i] = worker_start((unsigned)i, srv->listeners, srv->nlisteners,
+		    srv->handshakes);
 		if (srv->workers[i] == NULL) {
 			rc = -1;
 			break;
@@ -573,6 +588,7 @@ server_free(struct server *srv)
 		worker_close_all(srv->workers[i]);
 		worker_join(srv->workers[i]);
 	}
+	handshake_pool_free(srv->handshakes);	/* after every connection is gone */
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_free(srv->listeners[i]);
 	struct event *events[] = { srv->sig_hup, srv->sig_term, srv->sig_int, srv->sig_usr1,

@@ -215,7 +215,8 @@ worker_free(struct worker *w)
 }
 
 struct worker *
-worker_start(unsigned id, struct listener **listeners, size_t n)
+worker_start(unsigned id, struct listener **listeners, size_t n,
+    struct handshake_pool *handshakes)
 {
 	struct worker *w;
 	int err;
@@ -239,6 +240,7 @@ worker_start(unsigned id, struct listener **listeners, size_t n)
 	w->env.scratch_len = SCRATCH_LEN;
 	w->env.on_empty = on_conn_count_zero;
 	w->env.on_empty_arg = w;
+	w->env.handshakes = handshakes;
 	w->nslots = n;
 	for (size_t i = 0; i < n; i++) {
 		w->slots[i].worker = w;

@@ -12,12 +12,16 @@
 #include "listener.h"
 
 struct worker;
+struct handshake_pool;
 
 /**
- * worker_start(id, listeners, n): start a thread accepting on the ${n}
- * listeners (which must outlive it).  NULL on failure, logged.
+ * worker_start(id, listeners, n, handshakes): start a thread accepting on
+ * the ${n} listeners (which must outlive it), handing full handshakes'
+ * expensive step to ${handshakes} (NULL: none; it must outlive the
+ * thread).  NULL on failure, logged.
  */
-struct worker *worker_start(unsigned id, struct listener **listeners, size_t n);
+struct worker *worker_start(unsigned id, struct listener **listeners, size_t n,
+    struct handshake_pool *handshakes);
 
 /** worker_stop_accepting(w): stop accepting; leave the loop once idle. */
 void worker_stop_accepting(struct worker *w);

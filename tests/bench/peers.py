@@ -26,7 +26,7 @@ import time
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 CLIENT_CIPHERS = ["--ciphersuites", "TLS_AES_128_GCM_SHA256",
-                  "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"]
+                  "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"]
 ALL_PROXIES = ["tlsproxy", "haproxy", "nginx", "hitch", "stunnel"]
 APT_PACKAGES = {"haproxy": ["haproxy"], "nginx": ["nginx", "libnginx-mod-stream"],
                 "hitch": ["hitch"], "stunnel": ["stunnel4"]}

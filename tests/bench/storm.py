@@ -11,10 +11,11 @@ from the moment it happens:
   reshuffle  the balancer sends every device to the other node
 The same for each proxy in the node role, configured for a cluster as its
 documentation says (peers.py: Proxy.cluster).  Then the overload run: one
-node under a CPU quota, full handshakes offered at STORM_OVERLOAD_FACTOR
-times what it completes per second, while a small population keeps
-resuming; with and without tlsproxy's full_handshake_rate, and HAProxy
-with and without maxsslrate.  BENCHMARKS.md explains the figures.
+node on a core of its own, with an RSA key so that its share of a full
+handshake is several times the device's, full handshakes offered at
+STORM_OVERLOAD_FACTOR times what it completes per second, while a small
+population keeps resuming; with and without tlsproxy's full_handshake_rate
+and full_handshake_priority, and HAProxy with and without maxsslrate.  BENCHMARKS.md explains the figures.
 
 usage: storm.py --stormgen PATH --tlsproxy PATH --srcdir DIR
 
@@ -42,7 +43,10 @@ Settings from the environment (defaults in brackets):
                               broker connects per second (0: no such column)
   STORM_OVERLOAD [1]          run the overload part
   STORM_OVERLOAD_PROXIES [tlsproxy haproxy]
-  STORM_OVERLOAD_CPU [0.25]   the node's CPU quota in the overload run, cores
+  STORM_OVERLOAD_CPU [0]      the node's CPU quota in the overload run, cores
+                              (0: none, a whole core of its own)
+  STORM_OVERLOAD_KEY [rsa4096]  the node's key in the overload run: rsaBITS, or
+                              ec (P-256, as in the events)
   STORM_OVERLOAD_FACTOR [3]   full handshakes offered, times the capacity
   STORM_OVERLOAD_RATE_FRACTION [0.9]   the limit, times the capacity
   STORM_OVERLOAD_SECONDS [20] the measured window
@@ -258,7 +262,8 @@ def config():
         "gen_procs": env_int("STORM_GEN_PROCS", size[3]),
         "node_cpu": 1 if pin else None, "rest_cpu": 0 if pin else None, "pin": pin,
         "broker_rate": env_int("STORM_BROKER_RATE", 1000),
-        "ov_cpu": env_float("STORM_OVERLOAD_CPU", 0.25),
+        "ov_cpu": env_float("STORM_OVERLOAD_CPU", 0),
+        "ov_key": os.environ.get("STORM_OVERLOAD_KEY", "rsa4096"),
         "ov_factor": env_float("STORM_OVERLOAD_FACTOR", 3),
         "ov_fraction": env_float("STORM_OVERLOAD_RATE_FRACTION", 0.9),
         "ov_seconds": env_float("STORM_OVERLOAD_SECONDS", 20),
@@ -370,9 +375,11 @@ def main():
     rows = []
     if os.environ.get("STORM_OVERLOAD", "1") != "0":
         rows = overload(args, cfg, certs, tmp)
-        print("\nOverload: one node, %.2f of a core (cgroup quota), full handshakes offered "
-              "at %gx its capacity for %g s, %d devices resuming about once a second"
-              % (cfg["ov_cpu"], cfg["ov_factor"], cfg["ov_seconds"], cfg["ov_resumers"]))
+        print("\nOverload: one node, %s, key %s, full handshakes offered at %gx its "
+              "capacity for %g s, %d devices resuming about once a second"
+              % ("%.2f of a core (cgroup quota)" % cfg["ov_cpu"] if cfg["ov_cpu"] else
+                 "a core of its own", cfg["ov_key"], cfg["ov_factor"], cfg["ov_seconds"],
+                 cfg["ov_resumers"]))
         overload_table(rows, sys.stdout)
         for r in rows:
             if r.get("admission"):

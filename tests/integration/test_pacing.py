@@ -31,12 +31,14 @@ SEED = 'mode = "stateless"; seed = "pacing-test-seed-0123456789abcdef";'
 LISTENER = "mqtt"
 
 
-def paced_proxy(backend=None, metrics=False, **settings):
+def paced_proxy(backend=None, metrics=False, top="", **settings):
     """tlsproxy (stateless tickets, 2 workers) with ${settings} on its one
-    listener, in front of ${backend} (a new echo backend by default)."""
+    listener and ${top} among the global settings, in front of ${backend}
+    (a new echo backend by default)."""
     backend = backend or EchoBackend()
     port = free_port()
     extra = 'metrics = "127.0.0.1:%d";' % free_port() if metrics else ""
+    extra += top
     conf = make_conf(listener_conf(LISTENER, port, backend.port, **settings), tickets=SEED,
                      extra=extra)
     d = Daemon(conf).start()
@@ -396,6 +398,142 @@ def _():
     check(finishes(c), "the ClientHello in two pieces")
     check(d.cpu_seconds() - cpu < 0.5, "the daemon used %.2f s of CPU in about 1 s"
           % (d.cpu_seconds() - cpu))
+
+
+# ---------------------------------------------------------------- priority
+
+LOW = 'full_handshake_priority = "low";'
+
+
+def threads(d):
+    """{tid: (nice, ns on the CPU)} of ${d}'s threads."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % d.pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (d.pid, tid)) as f:
+                nice = int(f.read().rsplit(")", 1)[1].split()[16])
+            with open("/proc/%d/task/%s/schedstat" % (d.pid, tid)) as f:
+                ns = int(f.read().split()[0])
+        except OSError:
+            continue
+        out[tid] = (nice, ns)
+    return out
+
+
+def pool_ns(d):
+    """CPU time (ns) of ${d}'s nice-19 threads, and how many there are."""
+    low = [ns for nice, ns in threads(d).values() if nice == 19]
+    return sum(low), len(low)
+
+
+@case("full_handshake_priority = low: full handshakes (TLS 1.3, TLS 1.2, with a client "
+      "certificate) run on as many nice-19 threads as workers; resumptions never reach them")
+def _():
+    backend = EchoBackend()
+    d, port, _ = paced_proxy(backend, top=LOW, verify_client="optional",
+                             client_ca=tplib.cert("ca.pem"))
+    ns0, n = pool_ns(d)
+    check_eq(n, 2, "nice-19 threads (2 workers)")
+    check_eq(sum(1 for nice, _ in threads(d).values() if nice == 0) >= 3, True,
+             "the main thread and the workers at normal priority")
+    sessions, plain = {}, {}
+    for v in (TLS13, TLS12):
+        plain[v] = client_context(v)
+        with_cert = client_context(v, client_cert="client")
+        for i in range(20):
+            c = TLSClient(port, ctx=with_cert if i % 2 else plain[v])
+            c.roundtrip(b"full handshake %d" % i)
+            check(not c.obj.session_reused, "resumed without a session")
+            if not i % 2:
+                sessions[v] = c.obj.session
+            c.close()
+    ns1, _ = pool_ns(d)
+    check(ns1 > ns0, "the pool's threads did not run (%d ns before, %d after)" % (ns0, ns1))
+    for v in (TLS13, TLS12):
+        for i in range(20):
+            c = TLSClient(port, ctx=plain[v], session=sessions[v])
+            c.roundtrip(b"resumed %d" % i)
+            check(c.obj.session_reused, "not resumed (%s, %d)" % (v, i))
+            sessions[v] = c.obj.session
+            c.close()
+    ns2, _ = pool_ns(d)
+    counts = d.counters()[0]
+    check_eq((counts["full_tls13"], counts["full_tls12"]), (20, 20), "full handshakes")
+    check_eq(counts["resumed_tls13_ticket_current"] + counts["resumed_tls12_ticket_current"],
+             40, "resumptions")
+    # Waking a thread costs a few µs; a full handshake costs far more.
+    full_ns = (ns1 - ns0) / 40.0
+    check(ns2 - ns1 < full_ns, "the pool ran during resumptions: %d ns, a full "
+          "handshake takes %d" % (ns2 - ns1, full_ns))
+
+
+@case("full_handshake_priority = low with full_handshake_rate: deferred handshakes run on "
+      "the pool once admitted; a client that leaves mid-handshake and one with a bad "
+      "certificate are closed with their log line, and no fd is left")
+def _():
+    d, port, _ = paced_proxy(top=LOW, full_handshake_rate=2, handshake_timeout="20s",
+                             verify_client="optional", client_ca=tplib.cert("ca.pem"))
+    base_fds = d.fds()
+    clients = [park(port) for _ in range(6)]
+    for i, c in enumerate(clients):
+        check(finishes(c), "client %d was closed" % i)
+        c.close()
+    counts = d.counters()[0]
+    check_eq(counts["full_admitted"], 6, "admitted")
+    check(counts["full_deferred"] >= 3, "deferred: %d" % counts["full_deferred"])
+    # The ClientHello, then gone: waiting, on the pool or after it.
+    mark = d.mark()
+    for _ in range(4):
+        p = park(port)
+        p.rst()
+    bad = tplib.TLSClient(port, TLS13, handshake=False, client_cert="other-client")
+    try:
+        bad.handshake()
+        bad.roundtrip(b"should not pass")
+        check(False, "a certificate of another CA was accepted")
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    d.wait_log(r"handshake failed: .*(certificate|unknown ca)", 10, since=mark)
+    d.wait_fds(base_fds, 15)
+    d.check_alive()
+
+
+@case("full_handshake_priority: SIGTERM while full handshakes are with the pool exits "
+      "cleanly; a reload that changes it says it takes a restart; -t names the values")
+def _():
+    d, port, _ = paced_proxy(top=LOW)
+    stop = threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            try:
+                c = TLSClient(port, TLS13, timeout=5)
+                c.close()
+            except (ConnectionError, ssl.SSLError, OSError):
+                pass
+    workers = [threading.Thread(target=flood) for _ in range(4)]
+    for t in workers:
+        t.start()
+    defer(stop.set)
+    time.sleep(0.5)
+    mark = d.mark()
+    d.write_conf(d.conf_text.replace(LOW, ""))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload: full_handshake_priority changed; that takes a restart", 5, since=mark)
+    check_eq(pool_ns(d)[1], 2, "nice-19 threads after the reload")
+    time.sleep(0.3)
+    d.stop(timeout=15)
+    stop.set()
+    for t in workers:
+        t.join(10)
+
+    conf = make_conf(listener_conf(LISTENER, free_port(), 1), tickets=SEED,
+                     extra='full_handshake_priority = "lowest";')
+    path = tmpfile("bad-priority.conf", conf)
+    rc, out, err = run([tplib.TLSPROXY, "-t", "-c", path])
+    check_eq(rc, 78, "exit status")
+    check(re.search(r"%s:\d+: full_handshake_priority: .*normal.*low" % re.escape(path), err),
+          "no error for full_handshake_priority:\n%s" % err)
 
 
 @case("-t: full_handshake_burst without full_handshake_rate, and rates out of range, are "
