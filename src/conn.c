@@ -682,6 +682,15 @@ run_offloaded_step(struct handshake_job *job)
 {
 	struct offloaded_step *s = (struct offloaded_step *)(void *)job;
 
+	/* A device that gave up while it waited: no signature for nobody. */
+	if (client_gone(s->conn)) {
+		s->out.ret = 0;
+		s->out.err = SSL_ERROR_SYSCALL;
+		s->out.closed = 1;
+		snprintf(s->out.reasons, sizeof(s->out.reasons),
+		    "closed by the client while waiting for a handshake thread");
+		return;
+	}
 	ERR_clear_error();
 	s->out.ret = SSL_do_handshake(s->conn->ssl);
 	step_outcome_read(s->conn->ssl, &s->out);

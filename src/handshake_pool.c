@@ -3,6 +3,13 @@
  * priority is lowered once, when they start (setpriority() on a thread id
  * is per thread on Linux, and lowering needs no privilege).
  *
+ * Newest first.  Jobs queue up only when full handshakes come faster than
+ * the CPU left over completes them; served in order, every one would then
+ * wait until it is nearly too late, and a storm would get no handshake
+ * done in time.  Served newest first, those that get a turn get it at
+ * once, and the oldest, whose devices are about to give up, wait out
+ * their handshake_timeout instead.
+ *
  * A job is QUEUED, then RUNNING while its run() executes without the
  * lock, then DONE, and its done() is called in the same hold of the lock:
  * an owner that finds it DONE knows its news is already on the way, and
@@ -64,7 +71,7 @@ pool_main(void *arg)
 			pthread_cond_wait(&p->work, &p->lock);
 		if (p->head == NULL)
 			break;
-		job = p->head;
+		job = p->tail;	/* the newest: see the top of the file */
 		unlink_job(p, job);
 		job->state = HANDSHAKE_JOB_RUNNING;
 		pthread_mutex_unlock(&p->lock);

@@ -46,7 +46,10 @@ struct handshake_pool *handshake_pool_new(unsigned threads, int nice);
 /** handshake_pool_free(p): run what is queued, then stop and join the threads.  NULL is fine. */
 void handshake_pool_free(struct handshake_pool *p);
 
-/** handshake_pool_submit(p, job): run ${job} on a pool thread, after those submitted before it. */
+/**
+ * handshake_pool_submit(p, job): run ${job} on a pool thread: the newest
+ * waiting job is the next to run.
+ */
 void handshake_pool_submit(struct handshake_pool *p, struct handshake_job *job);
 
 /**

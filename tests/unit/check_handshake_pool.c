@@ -1,5 +1,5 @@
 /*
- * check_handshake_pool: jobs run once each, in the order they came, on
+ * check_handshake_pool: jobs run once each, the newest waiting first, on
  * threads at the priority asked for; a job withdrawn while it waits never
  * runs; a running one is reported as running and waited for by cancel;
  * done() comes after run() with the job already DONE.  Jobs that block on
@@ -101,26 +101,33 @@ gate_open(void)
 	pthread_mutex_unlock(&gate.lock);
 }
 
-START_TEST(test_jobs_run_once_in_order_at_low_priority)
+START_TEST(test_jobs_run_once_newest_first_at_low_priority)
 {
 	struct handshake_pool *p = handshake_pool_new(1, 19);
-	struct test_job jobs[20];
-	int order[20];
+	struct test_job first, jobs[20];
+	int order[20], first_order;
 
 	ck_assert_ptr_nonnull(p);
 	run_count = 0;
+	gate_reset();
+	/* The thread is busy with the first while the others queue up. */
+	job_init(&first, 1, &first_order);
+	handshake_pool_submit(p, &first.job);
+	gate_wait_entered(1);
 	for (int i = 0; i < 20; i++) {
 		job_init(&jobs[i], 0, &order[i]);
 		handshake_pool_submit(p, &jobs[i].job);
 	}
+	gate_open();
 	/* Freeing runs what is queued, then joins the thread. */
 	handshake_pool_free(p);
+	ck_assert_int_eq(first_order, 0);
 	for (int i = 0; i < 20; i++) {
 		ck_assert_int_eq(jobs[i].ran, 1);
 		ck_assert_int_eq(jobs[i].done_seen, 1);
 		ck_assert_int_eq(jobs[i].state_in_done, HANDSHAKE_JOB_DONE);
 		ck_assert_int_eq(jobs[i].job.state, HANDSHAKE_JOB_DONE);
-		ck_assert_int_eq(order[i], i);
+		ck_assert_int_eq(order[i], 20 - i);	/* newest first */
 		ck_assert_int_eq(jobs[i].nice, 19);
 	}
 }
@@ -137,9 +144,9 @@ START_TEST(test_withdraw_running_queued_and_done)
 	job_init(&queued, 0, NULL);
 	job_init(&last, 0, NULL);
 	handshake_pool_submit(p, &busy.job);
+	gate_wait_entered(1);
 	handshake_pool_submit(p, &queued.job);
 	handshake_pool_submit(p, &last.job);
-	gate_wait_entered(1);
 	ck_assert_int_eq(handshake_pool_withdraw(p, &busy.job), HANDSHAKE_JOB_RUNNING);
 	ck_assert_int_eq(busy.done_seen, 0);
 	/* Withdrawn from the middle of the queue: it never runs, the one behind it does. */
@@ -171,9 +178,9 @@ START_TEST(test_threads_share_the_queue)
 		job_init(&blocked[i], 1, NULL);
 		handshake_pool_submit(p, &blocked[i].job);
 	}
+	gate_wait_entered(3);
 	job_init(&after, 0, NULL);
 	handshake_pool_submit(p, &after.job);
-	gate_wait_entered(3);
 	ck_assert_int_eq(handshake_pool_withdraw(p, &after.job), HANDSHAKE_JOB_QUEUED);
 	handshake_pool_submit(p, &after.job);	/* a withdrawn job may come back */
 	gate_open();
@@ -190,7 +197,7 @@ handshake_pool_suite(void)
 	Suite *s = suite_create("handshake_pool");
 	TCase *tc = tcase_create("jobs");
 
-	tcase_add_test(tc, test_jobs_run_once_in_order_at_low_priority);
+	tcase_add_test(tc, test_jobs_run_once_newest_first_at_low_priority);
 	tcase_add_test(tc, test_withdraw_running_queued_and_done);
 	tcase_add_test(tc, test_threads_share_the_queue);
 	tcase_set_timeout(tc, 20);
