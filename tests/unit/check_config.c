@@ -81,6 +81,7 @@ START_TEST(test_defaults)
 
 	ck_assert_int_eq(s->workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
 	ck_assert_int_eq(s->log_level, LOG_LEVEL_INFO);
+	ck_assert_int_eq(s->full_handshake_priority, FULL_HANDSHAKE_PRIORITY_NORMAL);
 	ck_assert_int_eq(s->shutdown_timeout, 30);
 	ck_assert_int_eq(s->session_cache_size, 20480);
 	ck_assert_int_eq(s->session_cache_timeout, 300);
@@ -122,7 +123,7 @@ START_TEST(test_every_setting)
 
 	tl_write("previous.seed", "fedcba9876543210fedcba9876543210", 0400);
 	s = tl_load_ok(
-	    "workers = 3;\n"					/* L1 */
+	    "workers = 3; full_handshake_priority = \"low\";\n"	/* L1 */
 	    "log_level = \"debug\";\n"
 	    "shutdown_timeout = \"2m\";\n"
 	    "session_cache = { size = 0; timeout = 600; };\n"
@@ -160,6 +161,7 @@ START_TEST(test_every_setting)
 	    ");\n");
 
 	ck_assert_int_eq(s->workers, 3);
+	ck_assert_int_eq(s->full_handshake_priority, FULL_HANDSHAKE_PRIORITY_LOW);
 	ck_assert_int_eq(s->log_level, LOG_LEVEL_DEBUG);
 	ck_assert_int_eq(s->shutdown_timeout, 120);
 	ck_assert_int_eq(s->session_cache_size, 0);
@@ -648,6 +650,8 @@ END_TEST
 
 START_TEST(test_bad_choices)
 {
+	load_expect("full_handshake_priority = \"idle\";\n" MINIMAL, 1,
+	    "full_handshake_priority: \"idle\" is not allowed (one of \"normal\", \"low\")");
 	load_expect("log_level = \"verbose\";\n" MINIMAL, 1, "log_level: "
 	    "\"verbose\" is not allowed (one of \"error\", \"warning\", \"info\", "
 	    "\"debug\")");
@@ -666,8 +670,8 @@ START_TEST(test_unknown_settings)
 {
 	/* What is allowed is what the loader asked for, in the order it asked. */
 	load_expect("\nworker = 4;\n" MINIMAL, 2, "worker: unknown setting "
-	    "(allowed: user, group, workers, log_level, shutdown_timeout, "
-	    "session_cache, tickets, listeners, metrics)");
+	    "(allowed: user, group, workers, full_handshake_priority, log_level, "
+	    "shutdown_timeout, session_cache, tickets, listeners, metrics)");
 	load_expect("session_cache = {\n  sise = 4;\n};\n" MINIMAL, 2,
 	    "session_cache.sise: unknown setting (allowed: size, timeout)");
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\";\n"
