@@ -6,8 +6,8 @@ back to the kernel instead of staying with the workers, round after round,
 and every descriptor is closed.
 
 The bounds are generous and nothing is timed: RSS must come down to the
-baseline plus a third of what the flood added (it stays at all of it when
-the workers keep their freed heap), within 30 s.  A sanitizer build has an
+baseline plus half of what the flood added (it stays at all of it when the
+workers keep their freed heap), within 30 s.  A sanitizer build has an
 allocator of its own, so there only the descriptors are checked."""
 
 import os
@@ -45,7 +45,8 @@ def sanitized():
 
 def flood(port):
     """FLOOD connections that never finish a handshake, held until the
-    daemon closes every one; returns the daemon's RSS while all were open."""
+    daemon closes every one; returns the most RSS the daemon had meanwhile
+    (read on every wait, so a slow machine does not hide it)."""
     hello = tplib.client_hello(TLS13)
     kinds = [b"", hello[:len(hello) // 2], b"\x16\x03\x01\x00\x10" + os.urandom(512)]
     socks = []
@@ -62,6 +63,7 @@ def flood(port):
             poller.register(fd, select.POLLIN)
         deadline = time.monotonic() + 30
         while left and time.monotonic() < deadline:
+            peak = max(peak, rss_kb(S["d"].pid))
             for fd, _ in poller.poll(200):
                 try:
                     if left[fd].recv(4096):
@@ -118,11 +120,11 @@ def flood_round(n):
     good_clients(S["port"])
     d.wait_fds(S["fds"], timeout=10)
     rise = peak - S["rss"]
-    tplib.diag("round %d: %d KB with the flood open (+%d KB)" % (n, peak, rise))
+    tplib.diag("round %d: %d KB at most during the flood (+%d KB)" % (n, peak, rise))
     if sanitized():
         raise tplib.Skip("descriptors checked; RSS not: a sanitizer build has its own allocator")
     check(rise >= MIN_RISE_KB, "the flood added only %d KB: nothing to give back" % rise)
-    limit = S["rss"] + rise // 3
+    limit = S["rss"] + rise // 2
     rss = wait_rss_below(limit)
     tplib.diag("round %d: %d KB after the flood (limit %d KB)" % (n, rss, limit))
     check(rss <= limit, "RSS %d KB %d s after the flood: kept %d of the %d KB it added"
