@@ -8,6 +8,10 @@
  * take the fd back.  When that cannot work (another thread took the freed
  * descriptor first), the worker stops accepting for a moment instead: a
  * level-triggered listener must never spin.
+ *
+ * After each accept the worker tells its memtrim how many connections it
+ * has, so that the heap a burst leaves behind goes back to the kernel
+ * once the burst is over (memtrim.c says why and when).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +32,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "memtrim.h"
 #include "ticket_keys.h"
 #include "worker.h"
 
@@ -55,6 +60,7 @@ struct worker {
 	struct accept_slot *slots;
 	size_t nslots;
 	struct conn_env env;
+	struct memtrim *trim;		/* NULL once draining */
 	int reserve_fd;
 	int draining;
 	atomic_uint commands;
@@ -147,6 +153,8 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		/* EAGAIN: another worker took it; the rest are the peer's problem. */
 		break;
 	}
+	if (w->trim != NULL)
+		memtrim_note(w->trim, w->env.count);
 }
 
 static void
@@ -154,6 +162,9 @@ stop_accepting(struct worker *w)
 {
 	w->draining = 1;
 	evtimer_del(w->resume_accept);
+	/* The process ends once drained: nothing to give back any more. */
+	memtrim_free(w->trim);
+	w->trim = NULL;
 	for (size_t i = 0; i < w->nslots; i++)
 		event_del(w->slots[i].ev);
 	atomic_store(&w->accept_stopped, 1);
@@ -204,6 +215,7 @@ worker_free(struct worker *w)
 		event_free(w->wake);
 	if (w->resume_accept != NULL)
 		event_free(w->resume_accept);
+	memtrim_free(w->trim);
 	if (w->env.dns != NULL)
 		evdns_base_free(w->env.dns, 1);
 	free(w->env.scratch);
@@ -231,6 +243,10 @@ worker_start(unsigned id, struct listener **listeners, size_t n,
 	    (w->env.scratch = malloc(SCRATCH_LEN)) == NULL ||
 	    (w->slots = calloc(n, sizeof(*w->slots))) == NULL)
 		goto fail;
+	if ((w->trim = memtrim_new(w->base, &w->env.count, id)) == NULL) {
+		worker_free(w);
+		return NULL;
+	}
 	/* Name resolution for backends given by host name; never blocks. */
 	w->env.dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
