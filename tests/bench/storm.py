@@ -49,6 +49,7 @@ Settings from the environment (defaults in brackets):
                               ec (P-256, as in the events)
   STORM_OVERLOAD_FACTOR [3]   full handshakes offered, times the capacity
   STORM_OVERLOAD_RATE_FRACTION [0.9]   the limit, times the capacity
+  STORM_OVERLOAD_LOW_RATE_FRACTION [1.0]   the same with full_handshake_priority = "low"
   STORM_OVERLOAD_SECONDS [20] the measured window
   STORM_OVERLOAD_RESUMERS [50]  devices that leave and resume, every ~1 s
   STORM_INSTALL [1]           apt-get install what is missing, when root
@@ -266,6 +267,7 @@ def config():
         "ov_key": os.environ.get("STORM_OVERLOAD_KEY", "rsa4096"),
         "ov_factor": env_float("STORM_OVERLOAD_FACTOR", 3),
         "ov_fraction": env_float("STORM_OVERLOAD_RATE_FRACTION", 0.9),
+        "ov_low_fraction": env_float("STORM_OVERLOAD_LOW_RATE_FRACTION", 1.0),
         "ov_seconds": env_float("STORM_OVERLOAD_SECONDS", 20),
         "ov_resumers": env_int("STORM_OVERLOAD_RESUMERS", 50),
         "ov_proxies": os.environ.get("STORM_OVERLOAD_PROXIES", "tlsproxy haproxy").split(),

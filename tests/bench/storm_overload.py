@@ -171,7 +171,8 @@ def overload(args, cfg, certs, tmp):
             base = overload_row("%s, no limit" % name, node("nolimit"), args, cfg, tmp)
             rows.append(base)
             rate = int(cfg["ov_fraction"] * base["capacity"])
-            for label, variant, extra_listener, extra_global in limits(name, rate):
+            low_rate = int(cfg["ov_low_fraction"] * base["capacity"])
+            for label, variant, extra_listener, extra_global in limits(name, rate, low_rate):
                 limited = node(variant)
                 limited.extra_listener = extra_listener
                 limited.extra_global = extra_global
@@ -192,16 +193,18 @@ def overload(args, cfg, certs, tmp):
     return rows
 
 
-def limits(name, rate):
+def limits(name, rate, low_rate):
     """The limited variants of node ${name}: (label, instance, listener
     settings, global settings), with the limit at ${rate} full handshakes
-    a second."""
+    a second, and at ${low_rate} where full_handshake_priority = "low" keeps
+    the resumptions' CPU for them (the rate need not leave room)."""
     if name == "haproxy":
         return [("haproxy, maxsslrate %d" % rate, "limit", "", "    maxsslrate %d" % rate)]
     if name != "tlsproxy":
         return []
     low = 'full_handshake_priority = "low";'
-    rated = "full_handshake_rate = %d;" % rate
-    return [("tlsproxy, full_handshake_rate = %d" % rate, "limit", rated, ""),
+    return [("tlsproxy, full_handshake_rate = %d" % rate, "limit",
+             "full_handshake_rate = %d;" % rate, ""),
             ("tlsproxy, full_handshake_priority = low", "low", "", low),
-            ("tlsproxy, both", "both", rated, low)]
+            ("tlsproxy, full_handshake_priority = low, full_handshake_rate = %d" % low_rate,
+             "both", "full_handshake_rate = %d;" % low_rate, low)]
