@@ -344,15 +344,20 @@ def main():
 
 
 def print_summary(res, rows, failed):
-    print("\n| open | daemon RSS, KB | KB per connection | opened in, s | accepts/s |")
-    print("|---|---|---|---|---|")
-    prev = 0
+    # The growth from the last mark, per connection opened since: what one
+    # more connection costs, free of the daemon's fixed start-up memory.
+    print("\n| open | daemon RSS, KB | KB per connection | KB per connection since the "
+          "last mark | opened in, s | accepts/s |")
+    print("|---|---|---|---|---|---|")
+    prev, prev_rss = 0, res["base_rss_kb"]
     for r in rows:
         rate = (r["open"] - prev) / r["seconds"] if r["seconds"] > 0 else 0
         kb = "%.2f" % r["kb_per_conn"] if r["kb_per_conn"] is not None else "-"
-        print("| %d | %d | %s | %.1f | %.0f |" % (r["open"], r["rss_kb"], kb, r["seconds"],
-                                                 rate))
-        prev = r["open"]
+        step = "%.2f" % ((r["rss_kb"] - prev_rss) / (r["open"] - prev)) if r["open"] > prev \
+            else "-"
+        print("| %d | %d | %s | %s | %.1f | %.0f |" % (r["open"], r["rss_kb"], kb, step,
+                                                      r["seconds"], rate))
+        prev, prev_rss = r["open"], r["rss_kb"]
     print("\ndaemon RSS warmed and idle: %d KB" % res["base_rss_kb"])
     tb = res.get("tlsbench", {})
     if tb.get("open_rate"):
