@@ -30,6 +30,8 @@ Settings from the environment (defaults in brackets):
   SCALE_CONNS [100000]      connections to hold
   SCALE_MARKS [10 50]       the pauses before all are open, % of SCALE_CONNS
   SCALE_SOURCES [4]         client source addresses, 127.0.0.2 and up
+  SCALE_LISTENERS           listeners, one benchd each [as many as the ephemeral
+                            port range needs: one per ~25,000 connections]
   SCALE_WORKERS [1]         tlsproxy workers
   SCALE_CLIENT_THREADS [1]  tlsbench threads
   SCALE_CONCURRENCY [64]    handshakes in flight
@@ -138,7 +140,7 @@ def probe(port, ca, payload=b"p" * 100):
     return (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
 
-def write_config(path, listeners, metrics_port, workers, certs):
+def write_config(path, listeners, metrics_port, workers, certs, per_listener):
     blocks = []
     for i, (port, backend) in enumerate(listeners):
         blocks.append("""	{
@@ -147,8 +149,8 @@ def write_config(path, listeners, metrics_port, workers, certs):
 		backend = "127.0.0.1:%d";
 		cert = "%s";
 		key = "%s";
-		max_connections = 1000000;
-	}""" % (i, port, backend, certs["cert"], certs["key"]))
+		max_connections = %d;
+	}""" % (i, port, backend, certs["cert"], certs["key"], per_listener))
     with open(path, "w") as f:
         f.write("""workers = %d;
 log_level = "warning";
@@ -229,7 +231,9 @@ def main():
         sys.exit("scale: room for %d connections only: %s" % (n, "; ".join(notes)))
     marks = sorted({int(n * m / 100) for m in marks_pct} - {0})
     per_pair = int(port_range() * PORT_SHARE)
-    nlisteners = math.ceil(n / per_pair)
+    nlisteners = env_int("SCALE_LISTENERS", math.ceil(n / per_pair))
+    if nlisteners < 1:
+        sys.exit("scale: SCALE_LISTENERS must be 1 or more")
     sources = ["127.0.0.%d" % (2 + i) for i in range(nsources)]
     if n / (nlisteners * nsources) > per_pair:
         sys.exit("scale: too few source addresses for %d connections" % n)
@@ -238,10 +242,22 @@ def main():
                       keep=os.environ.get("SCALE_KEEP", "0") not in ("", "0"))
     certs = make_certs(args.srcdir, tmp)
     backends = [start_benchd(args.benchd) for _ in range(nlisteners)]
-    listeners = [(free_port(), port) for _, port in backends]
-    metrics_port = free_port()
+    # free_port() may hand out a port twice (it is free again once
+    # returned): with a narrow ephemeral range that is likely.
+    ports = set()
+    for _ in range(100 * (nlisteners + 1)):
+        if len(ports) == nlisteners + 1:
+            break
+        ports.add(free_port())
+    if len(ports) < nlisteners + 1:
+        sys.exit("scale: no %d distinct free ports" % (nlisteners + 1))
+    ports = sorted(ports)
+    listeners = [(ports[i], port) for i, (_, port) in enumerate(backends)]
+    metrics_port = ports[-1]
     conf = os.path.join(tmp, "tlsproxy.conf")
-    write_config(conf, listeners, metrics_port, workers, certs)
+    # Room for the share of each listener, and the fresh clients at the top.
+    write_config(conf, listeners, metrics_port, workers, certs,
+                 math.ceil(n / nlisteners) + 2 * nprobes)
     logf = open(os.path.join(tmp, "tlsproxy.log"), "ab")
     daemon = spawn([args.tlsproxy, "-r", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
                    stdin=subprocess.DEVNULL)
@@ -263,9 +279,11 @@ def main():
 
     # Warm-up, as compare.py's idle figure: lazy initialisation and
     # allocator arenas, then settle.
-    subprocess.run([args.tlsbench, "mqtt", "--port", str(listeners[0][0]), "--ca",
-                    certs["ca"], "--duration", "0.5", "--concurrency", "16"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    warm = subprocess.run([args.tlsbench, "mqtt", "--port", str(listeners[0][0]), "--ca",
+                           certs["ca"], "--duration", "0.5", "--concurrency", "16"],
+                          capture_output=True, text=True, timeout=60)
+    if warm.returncode != 0:
+        log("the warm-up had errors: %s" % warm.stdout.strip()[-300:])
     time.sleep(1.0)
     base = rss_kb([daemon.pid])
     log("daemon RSS %d KB warmed and idle" % base)
