@@ -18,9 +18,10 @@ of connections.  Each listener gets its own benchd port; the client's
 connections are spread over the listeners and the source addresses.
 
 Descriptors: the daemon needs two per connection, tlsbench one, each
-benchd one per connection of its listener.  The script raises its soft
-RLIMIT_NOFILE to the hard limit (the children inherit it); a hard limit
-can only be raised with CAP_SYS_RESOURCE.  When the limit (or fs.file-max,
+benchd one per connection of its listener.  The script raises its own
+RLIMIT_NOFILE (the children inherit it) to what the daemon needs, the hard
+limit too where it may (CAP_SYS_RESOURCE), else the soft limit to the hard
+one; it changes no sysctl.  When the limit (or fs.file-max,
 or fs.nr_open) does not allow SCALE_CONNS, the run is scaled down to what
 fits, and the output says so in its first lines.
 
@@ -76,8 +77,17 @@ def port_range():
     return int(hi) - int(lo) + 1
 
 
-def raise_nofile():
-    """Soft RLIMIT_NOFILE up to the hard one; returns the limit in force."""
+def raise_nofile(need, nr_open):
+    """RLIMIT_NOFILE of this process (its children inherit it) up to
+    ${need}, hard limit included where that is allowed (CAP_SYS_RESOURCE),
+    never past fs.nr_open; else soft up to hard.  The limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(need, nr_open)
+    if hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+        except (ValueError, OSError):
+            pass        # not allowed here: what the hard limit allows
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -86,8 +96,8 @@ def raise_nofile():
 
 def plan(want):
     """How many connections fit, and the notes that say what limits them."""
-    nofile = raise_nofile()
     nr_open = read_int("/proc/sys/fs/nr_open")
+    nofile = raise_nofile(2 * want + FD_MARGIN, nr_open)
     file_max = read_int("/proc/sys/fs/file-max")
     with open("/proc/sys/fs/file-nr") as f:
         in_use = int(f.read().split()[0])
@@ -99,8 +109,9 @@ def plan(want):
     if by_rlimit < fit:
         fit = by_rlimit
         notes.append("LIMITED: the daemon's descriptors (2 per connection) allow %d, not %d;"
-                     " a hard RLIMIT_NOFILE above %d needs CAP_SYS_RESOURCE (or a unit's"
-                     " LimitNOFILE=)" % (by_rlimit, want, nofile))
+                     " the hard RLIMIT_NOFILE %d could not be raised (it takes"
+                     " CAP_SYS_RESOURCE, and fs.nr_open %d caps it)" % (
+                         by_rlimit, want, nofile, nr_open))
     # Client, daemon and backends: four sockets per connection, machine-wide.
     by_files = (file_max - in_use - 4 * FD_MARGIN) // 4
     if by_files < fit:
