@@ -364,8 +364,8 @@ slot_start(struct slot *s)
 		struct sockaddr_in src = { .sin_family = AF_INET,
 		    .sin_addr = o->sources[(k / (uint64_t)o->nports) % (uint64_t)o->nsources] };
 
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+		if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) != 0 ||
+		    bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
 			th->c.errors[ERR_CONNECT]++;
 			slot_close(s, 0);
 			return -1;
