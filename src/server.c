@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "fdlimit.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -555,6 +556,8 @@ server_new(struct settings *s, const char *path, int debug)
 	    event_add(srv->expire_timer, &expire) != 0 ||
 	    (srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, on_drain_tick, srv)) == NULL)
 		goto fail;
+	/* The limit only says what fits; a low one is logged, not fatal. */
+	(void)fdlimit_raise(s);
 	/* Bind and read every key as whoever started us; then drop root. */
 	if (bind_listeners(srv) != 0 || bind_metrics(srv) != 0 || privileges_drop(s) != 0 ||
 	    start_workers(srv) != 0 || (srv->metrics != NULL && metrics_start(srv->metrics) != 0))

@@ -18,7 +18,9 @@
  *   echo              --payload byte round trips on --concurrency
  *                     connections; p50/p99 latency
  *   idle              open --connections TLS 1.3 connections (handshake and
- *                     one echo each), print "ready", hold them --hold seconds
+ *                     one echo each), print "ready", hold them --hold seconds;
+ *                     with --marks, stop at each mark and at "ready" and go on
+ *                     when a line comes on stdin (see below)
  *
  * A resumption mode first gets a session with one full handshake per
  * thread (not counted); a handshake that does not resume is counted as an
@@ -27,6 +29,16 @@
  *
  * Output: one line of key=value figures on stdout ("tlsbench mode=..."),
  * and for idle a "ready open=N" line when the connections are all open.
+ *
+ * Idle with --marks N1,N2,...: at each mark the connections stop opening,
+ * "mark open=N seconds=S" says how many are open and how long this stretch
+ * took to open, and the next stretch starts when a line comes on stdin.
+ * After "ready" a line on stdin (or its end) closes them all, instead of
+ * --hold, and "closed seconds=S" says how long the client took.  That is
+ * how a script measures the server between the stretches (scale.py).
+ * --port and --source take lists: connection k goes to port k mod P from
+ * source address (k / P) mod S, so that more connections fit than one
+ * address pair's ephemeral ports (about 28,000).
  * Exit status 0 when the run had no error, 1 when it had some, 64 on a
  * usage error.
  */
@@ -59,6 +71,7 @@
 #define SCRATCH_LEN	(64 * 1024)
 #define BULK_CHUNK	(16 * 1024)
 #define MAX_EVENTS	256
+#define MAX_ADDRS	64	/* ports, sources and marks in a list */
 
 enum mode {
 	MODE_FULL, MODE_RESUME12_TICKET, MODE_RESUME12_ID, MODE_RESUME13,
@@ -89,7 +102,12 @@ struct opts {
 	int connections;
 	int payload;
 	const char *host;
-	int port;
+	int ports[MAX_ADDRS];
+	int nports;
+	struct in_addr sources[MAX_ADDRS];
+	int nsources;
+	int marks[MAX_ADDRS];
+	int nmarks;
 	const char *ca;
 	int insecure;
 	const char *sni;
@@ -142,6 +160,7 @@ struct thread {
 	int cursor;		/* where to look for a free slot */
 	int stopping;
 	int target;		/* idle: connections this thread opens */
+	uint64_t seq;		/* connections started, for the address spread */
 	struct counts c;
 	uint32_t *lat_us;	/* echo: round trip latencies */
 	size_t nlat, caplat;
@@ -151,10 +170,13 @@ struct thread {
 	uint64_t bulk_start_ns;
 };
 
-static struct sockaddr_in server_addr;
-static uint64_t run_start_ns, run_end_ns;
+static struct sockaddr_in server_addrs[MAX_ADDRS];
+static uint64_t run_start_ns;
+static _Atomic uint64_t run_end_ns;	/* idle: moved on by the pauses at marks */
+static atomic_int idle_limit;		/* idle: connections allowed open now */
 static atomic_int idle_open;		/* idle: connections open, all threads */
-static atomic_int idle_ready;		/* idle: "ready" printed */
+static uint64_t idle_open_ns;		/* idle: time spent opening, pauses left out */
+static uint64_t idle_close_ns;		/* idle: time the client took to close them */
 static atomic_int idle_stop;		/* idle: the hold is over */
 static _Thread_local struct thread *this_thread;
 
@@ -233,6 +255,13 @@ slot_close(struct slot *s, int rst)
 
 static int slot_start(struct slot *s);
 
+/* Idle: how many of the ${limit} connections open at once are this thread's. */
+static uint64_t
+thread_allowed(const struct thread *th, int limit)
+{
+	return (uint64_t)th->target * (uint64_t)limit / (uint64_t)th->o->connections;
+}
+
 /*
  * Start connections on free slots up to the thread's share of
  * --concurrency (idle: until its share of --connections is open).  A slot
@@ -247,8 +276,8 @@ thread_fill(struct thread *th)
 		return;
 	if (o->mode == MODE_IDLE && now_ns() >= run_end_ns)
 		return;		/* the time to open them is over */
-	while (th->active < th->inflight_max &&
-	    (o->mode != MODE_IDLE || th->c.opened + (uint64_t)th->active < (uint64_t)th->target)) {
+	while (th->active < th->inflight_max && (o->mode != MODE_IDLE ||
+	    th->c.opened + (uint64_t)th->active < thread_allowed(th, atomic_load(&idle_limit)))) {
 		int i, k;
 
 		for (k = 0, i = th->cursor; k < th->nslots; k++, i = (i + 1) % th->nslots)
@@ -310,6 +339,9 @@ static int
 slot_start(struct slot *s)
 {
 	struct thread *th = s->th;
+	const struct opts *o = th->o;
+	uint64_t k = th->seq++ * (uint64_t)o->threads + (uint64_t)th->id;
+	const struct sockaddr_in *dst = &server_addrs[k % (uint64_t)o->nports];
 	int fd, one = 1;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -323,7 +355,23 @@ slot_start(struct slot *s)
 	s->started_ns = now_ns();
 	th->active++;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&server_addr, sizeof(server_addr)) != 0 &&
+	if (o->nsources > 0) {
+		/*
+		 * The port is chosen at connect(), knowing the destination, so
+		 * each source address has its own ephemeral range per
+		 * destination instead of one range for all of them.
+		 */
+		struct sockaddr_in src = { .sin_family = AF_INET,
+		    .sin_addr = o->sources[(k / (uint64_t)o->nports) % (uint64_t)o->nsources] };
+
+		if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) != 0 ||
+		    bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+			th->c.errors[ERR_CONNECT]++;
+			slot_close(s, 0);
+			return -1;
+		}
+	}
+	if (connect(fd, (const struct sockaddr *)dst, sizeof(*dst)) != 0 &&
 	    errno != EINPROGRESS) {
 		th->c.errors[ERR_CONNECT]++;
 		slot_close(s, 0);
@@ -437,11 +485,7 @@ roundtrip_done(struct slot *s)
 		th->active--;		/* held connections do not keep the loop busy */
 		s->ph = PH_HOLD;
 		slot_watch(s, EPOLLIN);
-		if (atomic_fetch_add(&idle_open, 1) + 1 == th->o->connections &&
-		    !atomic_exchange(&idle_ready, 1)) {
-			printf("ready open=%d\n", th->o->connections);
-			fflush(stdout);
-		}
+		atomic_fetch_add(&idle_open, 1);
 		slot_next(s);
 		return;
 	default:
@@ -838,8 +882,11 @@ report(const struct opts *o, struct thread *ths, uint64_t start_ns, uint64_t end
 		    (double)(t.up_bytes + t.down_bytes) / secs / 1e6);
 		break;
 	case MODE_IDLE:
-		printf(" open=%d target=%d hold=%.1f", atomic_load(&idle_open), o->connections,
-		    o->hold);
+		printf(" open=%d target=%d hold=%.1f open_seconds=%.3f open_rate=%.1f"
+		    " close_seconds=%.3f", atomic_load(&idle_open), o->connections, o->hold,
+		    (double)idle_open_ns / 1e9, idle_open_ns ?
+		    (double)atomic_load(&idle_open) * 1e9 / (double)idle_open_ns : 0.0,
+		    (double)idle_close_ns / 1e9);
 		break;
 	default:
 		break;
@@ -851,6 +898,61 @@ report(const struct opts *o, struct thread *ths, uint64_t start_ns, uint64_t end
 	fflush(stdout);
 }
 
+/* ---------------------------------------------------------------- idle */
+
+/* Wait for a line on stdin, or its end; -1 when reading fails. */
+static int
+wait_stdin_line(void)
+{
+	char line[256];
+
+	if (fgets(line, sizeof(line), stdin) == NULL && ferror(stdin)) {
+		perror("tlsbench: stdin");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Idle, on the main thread: let the connections open stretch by stretch
+ * (--marks), say when each stretch and then all are open, hold them, and
+ * tell the threads to close them.  Returns when the closing starts.
+ */
+static uint64_t
+idle_run(const struct opts *o, struct thread *ths)
+{
+	uint64_t t0 = now_ns();
+
+	for (int m = 0; m <= o->nmarks; m++) {
+		int limit = m < o->nmarks ? o->marks[m] : o->connections;
+		uint64_t want = 0;
+
+		for (int i = 0; i < o->threads; i++)
+			want += thread_allowed(&ths[i], limit);
+		atomic_store(&idle_limit, limit);
+		/* Until the stretch is open, or the time to open it runs out. */
+		while ((uint64_t)atomic_load(&idle_open) < want && now_ns() < run_end_ns)
+			usleep(1000);
+		idle_open_ns += now_ns() - t0;
+		printf("%s open=%d seconds=%.3f\n", m < o->nmarks ? "mark" : "ready",
+		    atomic_load(&idle_open), (double)(now_ns() - t0) / 1e9);
+		fflush(stdout);
+		if (m == o->nmarks)
+			break;
+		t0 = now_ns();
+		if (wait_stdin_line() != 0)
+			return now_ns();
+		atomic_fetch_add(&run_end_ns, now_ns() - t0);	/* the pause is not opening time */
+		t0 = now_ns();
+	}
+	if (o->nmarks > 0)
+		wait_stdin_line();
+	else
+		usleep((useconds_t)(o->hold * 1e6));
+	atomic_store(&idle_stop, 1);
+	return now_ns();
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void
@@ -859,8 +961,9 @@ usage(void)
 	fprintf(stderr,
 	    "usage: tlsbench MODE [options]\n"
 	    "modes: full resume12-ticket resume12-id resume13 mqtt bulk echo idle\n"
-	    "  --port N            server port on --host (required)\n"
+	    "  --port N[,N...]     server port(s) on --host (required)\n"
 	    "  --host A            server IPv4 address (default 127.0.0.1)\n"
+	    "  --source A[,A...]   client IPv4 source address(es) (default: the kernel's)\n"
 	    "  --ca FILE | --insecure   verify the server against FILE, or not at all\n"
 	    "  --sni NAME          server name sent and verified (default localhost)\n"
 	    "  --tls 1.2|1.3       protocol for full (default 1.3; mqtt/echo/idle/bulk: 1.3)\n"
@@ -871,10 +974,56 @@ usage(void)
 	    "  --duration S        seconds of load; idle: most seconds to open (default 10)\n"
 	    "  --connections N     idle: connections to hold (default 1000)\n"
 	    "  --hold S            idle: seconds to hold them (default 5)\n"
+	    "  --marks N[,N...]    idle: pause at these counts, go on at a line on stdin\n"
 	    "  --payload N         echo bytes, 1 to 4096 (default 100)\n"
 	    "  --timeout S         per connection or round trip (default 10)\n"
 	    "  --ciphers L, --ciphersuites L   client offers (OpenSSL syntax)\n");
 	exit(64);
+}
+
+/* A comma list of at most MAX_ADDRS integers in [lo, hi]; how many, or -1. */
+static int
+parse_ints(const char *arg, int *out, long lo, long hi)
+{
+	const char *p = arg;
+	int n = 0;
+
+	for (;;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+
+		if (end == p || v < lo || v > hi || n == MAX_ADDRS)
+			return -1;
+		out[n++] = (int)v;
+		if (*end == '\0')
+			return n;
+		if (*end != ',')
+			return -1;
+		p = end + 1;
+	}
+}
+
+/* A comma list of at most MAX_ADDRS IPv4 addresses; how many, or -1. */
+static int
+parse_sources(const char *arg, struct in_addr *out)
+{
+	char buf[INET_ADDRSTRLEN];
+	const char *p = arg;
+	int n = 0;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == 0 || len >= sizeof(buf) || n == MAX_ADDRS)
+			return -1;
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		if (inet_pton(AF_INET, buf, &out[n++]) != 1)
+			return -1;
+		if (p[len] == '\0')
+			return n;
+		p += len + 1;
+	}
 }
 
 static void
@@ -882,7 +1031,7 @@ parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_PORT = 256, O_HOST, O_CA, O_INSECURE, O_SNI, O_TLS, O_CLOSE, O_RESUME,
 	    O_CONC, O_THREADS, O_DUR, O_CONNS, O_HOLD, O_PAYLOAD, O_TIMEOUT, O_CIPHERS,
-	    O_SUITES };
+	    O_SUITES, O_SOURCE, O_MARKS };
 	static const struct option lo[] = {
 		{ "port", 1, NULL, O_PORT }, { "host", 1, NULL, O_HOST },
 		{ "ca", 1, NULL, O_CA }, { "insecure", 0, NULL, O_INSECURE },
@@ -892,7 +1041,8 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "duration", 1, NULL, O_DUR }, { "connections", 1, NULL, O_CONNS },
 		{ "hold", 1, NULL, O_HOLD }, { "payload", 1, NULL, O_PAYLOAD },
 		{ "timeout", 1, NULL, O_TIMEOUT }, { "ciphers", 1, NULL, O_CIPHERS },
-		{ "ciphersuites", 1, NULL, O_SUITES }, { NULL, 0, NULL, 0 },
+		{ "ciphersuites", 1, NULL, O_SUITES }, { "source", 1, NULL, O_SOURCE },
+		{ "marks", 1, NULL, O_MARKS }, { NULL, 0, NULL, 0 },
 	};
 	int c, tls = 0;
 	size_t m;
@@ -911,7 +1061,18 @@ parse_args(int argc, char **argv, struct opts *o)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case O_PORT: o->port = atoi(optarg); break;
+		case O_PORT:
+			if ((o->nports = parse_ints(optarg, o->ports, 1, 65535)) < 0)
+				usage();
+			break;
+		case O_SOURCE:
+			if ((o->nsources = parse_sources(optarg, o->sources)) < 0)
+				usage();
+			break;
+		case O_MARKS:
+			if ((o->nmarks = parse_ints(optarg, o->marks, 1, 10000000)) < 0)
+				usage();
+			break;
 		case O_HOST: o->host = optarg; break;
 		case O_CA: o->ca = optarg; break;
 		case O_INSECURE: o->insecure = 1; break;
@@ -937,7 +1098,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		default: usage();
 		}
 	}
-	if (optind != argc || o->port <= 0 || o->port > 65535 || tls < 0 ||
+	if (optind != argc || o->nports == 0 || tls < 0 ||
 	    (o->ca == NULL) == !o->insecure || o->concurrency < 1 || o->threads < 1 ||
 	    o->threads > 64 || o->duration <= 0 || o->duration > 3600 || o->hold < 0 ||
 	    o->hold > 3600 || o->connections < 1 || o->payload < 1 || o->payload > 4096 ||
@@ -960,6 +1121,13 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->mode == MODE_BULK)
 		o->threads = 1;
+	for (int i = 0; i < o->nmarks; i++)
+		if (o->mode != MODE_IDLE || o->marks[i] >= o->connections ||
+		    (i > 0 && o->marks[i] <= o->marks[i - 1])) {
+			fprintf(stderr, "tlsbench: --marks: idle only, rising, each below"
+			    " --connections\n");
+			exit(64);
+		}
 	if (o->mode == MODE_IDLE && o->concurrency > o->connections)
 		o->concurrency = o->connections;
 	if (o->concurrency < o->threads)
@@ -988,11 +1156,12 @@ main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
-	memset(&server_addr, 0, sizeof(server_addr));
-	server_addr.sin_family = AF_INET;
-	server_addr.sin_port = htons((uint16_t)o.port);
-	if (inet_pton(AF_INET, o.host, &server_addr.sin_addr) != 1)
-		usage();
+	for (int i = 0; i < o.nports; i++) {
+		server_addrs[i] = (struct sockaddr_in){ .sin_family = AF_INET,
+		    .sin_port = htons((uint16_t)o.ports[i]) };
+		if (inet_pton(AF_INET, o.host, &server_addrs[i].sin_addr) != 1)
+			usage();
+	}
 
 	if ((ths = calloc((size_t)o.threads, sizeof(*ths))) == NULL)
 		return 1;
@@ -1033,24 +1202,22 @@ main(int argc, char **argv)
 
 	run_start_ns = now_ns();
 	run_end_ns = run_start_ns + secs_ns(o.duration);
+	atomic_store(&idle_limit, o.nmarks > 0 ? o.marks[0] : o.connections);
 	for (int i = 0; i < o.threads; i++)
 		pthread_create(&ths[i].tid, NULL, thread_main, &ths[i]);
-	if (o.mode == MODE_IDLE) {
-		/* Wait for "ready" (or the time to open to run out), then hold. */
-		while (!atomic_load(&idle_ready) && now_ns() < run_end_ns)
-			usleep(10000);
-		end = now_ns();
-		if (!atomic_exchange(&idle_ready, 1)) {
-			printf("ready open=%d\n", atomic_load(&idle_open));
-			fflush(stdout);
-		}
-		usleep((useconds_t)(o.hold * 1e6));
-		atomic_store(&idle_stop, 1);
-	}
+	if (o.mode == MODE_IDLE)
+		end = idle_run(&o, ths);
 	for (int i = 0; i < o.threads; i++) {
 		pthread_join(ths[i].tid, NULL);
 		if (o.mode != MODE_IDLE && ths[i].last_done_ns > end)
 			end = ths[i].last_done_ns;
+	}
+	if (o.mode == MODE_IDLE) {
+		idle_close_ns = now_ns() - end;
+		if (o.nmarks > 0) {
+			printf("closed seconds=%.3f\n", (double)idle_close_ns / 1e9);
+			fflush(stdout);
+		}
 	}
 	if (o.mode == MODE_BULK)
 		report(&o, ths, ths[0].bulk_start_ns, end);

@@ -6,6 +6,7 @@ a clean close, never a crash or a leaked fd, and the listener keeps
 accepting."""
 
 import os
+import resource
 import socket
 import struct
 import sys
@@ -367,6 +368,35 @@ def _():
     c.close()
     d.wait_fds(base, timeout=10)
     d.wait_log(r"(?i)(too many open files|EMFILE)", 1)
+    # Said at start-up, before any client met the limit.
+    d.wait_log(r"warning: descriptor limit 40 holds about \d connections, fewer than "
+               r"max_connections allows \(100000\)", 1)
+
+
+@case("soft RLIMIT_NOFILE 64 under a higher hard one: raised, 100 connections held at once")
+def _():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard < 1000:
+        raise tplib.Skip("hard RLIMIT_NOFILE %d leaves no room above 64" % hard)
+    backend = EchoBackend()
+    port = free_port()
+    d = Daemon(make_conf(listener_conf("soft", port, backend.port)), name="softlimit",
+               soft_nofile=64).start()
+    d.wait_log(r"info: descriptor limit raised from 64 to the hard limit %d$" % hard, 1)
+    clients = []
+    try:
+        for i in range(100):
+            c = TLSClient(port, TLS13)
+            clients.append(c)
+            c.roundtrip(b"held %d" % i)
+        # A client socket and a backend socket each: far past the old 64.
+        check(d.fds() >= 200, "only %d descriptors with 100 connections open" % d.fds())
+        for i, c in enumerate(clients):
+            c.roundtrip(b"still %d" % i)
+    finally:
+        for c in clients:
+            c.close()
+    check(d.count_log(r"(?i)too many open files|EMFILE") == 0, "EMFILE under the hard limit")
 
 
 tplib.main()

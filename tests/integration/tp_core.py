@@ -235,11 +235,22 @@ def _cleanup_at_exit():
 # ---------------------------------------------------------------- sockets
 
 
+_ports_given = set()    # every port free_port() returned in this process
+
+
 def free_port():
-    """free_port(): a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """free_port(): a TCP port on 127.0.0.1 that was free a moment ago and
+    that no earlier call returned: the port is free again once the probing
+    socket closes, so two calls (a listener's and the metrics') could
+    otherwise get the same one."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise Failure("no port on 127.0.0.1 that free_port() had not returned, in 100 tries")
 
 
 def port_open(port):

@@ -68,13 +68,15 @@ class Daemon:
 
     _seq = 0
 
-    def __init__(self, conf, name=None, args=(), nofile=None, scope="case", env=None):
+    def __init__(self, conf, name=None, args=(), nofile=None, scope="case", env=None,
+                 soft_nofile=None):
         Daemon._seq += 1
         self.name = name or "tlsproxy%d" % Daemon._seq
         self.conf_path = tmpfile(self.name + ".conf", conf)
         self.log_path = tmpfile(self.name + ".log")
         self.args = list(args)
-        self.nofile = nofile
+        self.nofile = nofile            # soft and hard RLIMIT_NOFILE
+        self.soft_nofile = soft_nofile  # the soft one only
         self.scope = scope
         self.env = env
         self.proc = None
@@ -99,10 +101,11 @@ class Daemon:
         # Tests run as root with no user setting: say that is intended.
         root = ["-r"] if os.geteuid() == 0 else []
         cmd = [TLSPROXY, "-c", self.conf_path] + root + self.args
-        if self.nofile:
+        if self.nofile or self.soft_nofile:
             # The shell sets the limit and execs the daemon (same pid); no
             # preexec_fn, which is unsafe with the backends' threads.
-            cmd = ["/bin/sh", "-c", 'ulimit -n %d && exec "$0" "$@"' % self.nofile] + cmd
+            lim = "-n %d" % self.nofile if self.nofile else "-Sn %d" % self.soft_nofile
+            cmd = ["/bin/sh", "-c", 'ulimit %s && exec "$0" "$@"' % lim] + cmd
         logf = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
