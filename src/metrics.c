@@ -324,20 +324,26 @@ write_backend(struct metrics *m, struct evbuffer *b)
 	    NELEM(directions));
 }
 
-/* Listeners with CRLs that say when they are due: the earliest nextUpdate. */
+/*
+ * Listeners with CRLs that say when they are due: the earliest nextUpdate.
+ * The family is left out when no listener has one, as the ticket families
+ * are when tickets are not stateless.
+ */
 static void
 write_crl(struct metrics *m, struct evbuffer *b)
 {
 	char name[160];
 	time_t next;
+	int any = 0;
 
-	family(b, "tlsproxy_crl_next_update_timestamp_seconds", "gauge", "The earliest "
-	    "nextUpdate of the listener's CRLs, in seconds since the epoch; a CRL past it "
-	    "still revokes what it lists.");
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct service *svc = listener_service(m->listeners[i]);
 
-		if ((next = crl_next_update(svc->ctx)) != 0)
+		if ((next = crl_next_update(svc->ctx)) != 0 && !any++)
+			family(b, "tlsproxy_crl_next_update_timestamp_seconds", "gauge",
+			    "The earliest nextUpdate of the listener's CRLs, in seconds since "
+			    "the epoch; a CRL past it still revokes what it lists.");
+		if (next != 0)
 			evbuffer_add_printf(b, "tlsproxy_crl_next_update_timestamp_seconds"
 			    "{listener=\"%s\"} %lld\n", label(listener_name(m->listeners[i]),
 			    name, sizeof(name)), (long long)next);
