@@ -118,9 +118,10 @@ class DeviceCA:
         return c
 
 
-def setup(tag, crl_check=None, metrics=False):
+def setup(tag, crl_check=None, metrics=False, extra=""):
     """A CA with devices good and bad (bad revoked in the CRL), a daemon
-    that requires their certificates and checks that CRL."""
+    that requires their certificates and checks that CRL; ${extra} goes
+    into the config as it is."""
     ca = DeviceCA(tag + "-ca")
     serials = {dev: ca.issue(dev) for dev in ("good", "bad")}
     ca.revoke("bad")
@@ -135,7 +136,7 @@ def setup(tag, crl_check=None, metrics=False):
     def conf(**over):
         s = dict(settings, **over)
         return make_conf(listener_conf("devs", port, backend.port, **s),
-                         extra='metrics = "127.0.0.1:%d";' % mport if mport else "")
+                         extra=extra + ('metrics = "127.0.0.1:%d";' % mport if mport else ""))
 
     d = Daemon(conf()).start()
     return ca, serials, d, port, backend, conf, mport
@@ -227,6 +228,18 @@ def _():
     check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
                     reason="error"), 0.0, "other failures in the metrics")
     check_eq(d.count_log(r"revoked by the CRL"), 4, "log lines of revoked devices")
+
+
+@case("full_handshake_priority = low: the CRLs are checked on the handshake threads too")
+def _():
+    ca, serials, d, port, backend, conf, _ = setup(
+        "pool", extra='full_handshake_priority = "low";\n')
+    for version in (TLS12, TLS13):
+        works(ca, port, version, "good")
+        mark = d.mark()
+        refused(ca, port, version, "bad", backend)
+        d.wait_log(r"handshake refused: client certificate revoked by the CRL: subject "
+                   r"CN=bad, serial %s$" % serials["bad"], 5, since=mark)
 
 
 @case("a reload with a new CRL revokes a device without a restart; open connections "

@@ -180,6 +180,37 @@ START_TEST(test_no_crl_no_revocation)
 END_TEST
 
 /*
+ * verify_client = "optional": a revoked certificate is refused all the
+ * same, and a device without one is not the CRL's business.
+ */
+START_TEST(test_optional_revoked_refused)
+{
+	X509 *revoked[] = { tl_cert(TL_CLIENT), NULL };
+	struct settings s;
+	struct listener_settings ls;
+	struct ticket_keys *tk;
+	struct tl_tls *t;
+	SSL_CTX *ctx, *cctx;
+	char why[256];
+
+	crl_settings(&s, &ls, write_crls("devices.crl",
+	    make_crl(TL_CA, TL_CA, revoked, -HOUR, HOUR), NULL), CRL_CHECK_LEAF);
+	ls.verify_client = VERIFY_CLIENT_OPTIONAL;
+	ctx = tl_server_ctx(&s, &ls, &tk);
+	ck_assert(!handshake(ctx, versions[_i], tl_cert(TL_CLIENT), why, sizeof(why)));
+	ck_assert_str_eq(why, DEVICE1_REVOKED);
+	cctx = tl_client_ctx(versions[_i]);
+	t = tl_tls_new(cctx, ctx, TL_LINK_MEMORY);
+	ck_assert_msg(tl_tls_handshake(t), "a device without a certificate was refused: %s",
+	    t->server_error);
+	ck_assert(!crl_refusal(t->server, why, sizeof(why)));
+	tl_tls_free(t);
+	SSL_CTX_free(cctx);
+	tl_server_ctx_free(ctx, tk);
+}
+END_TEST
+
+/*
  * A CRL past its nextUpdate: OpenSSL alone would refuse every device
  * (X509_V_ERR_CRL_HAS_EXPIRED); here it still revokes what it lists and
  * accepts the rest, in both modes.
@@ -323,6 +354,7 @@ crl_suite(void)
 	tc = tl_tls_tcase("handshakes");
 	tcase_add_loop_test(tc, test_revoked_refused_good_accepted, 0, 4);
 	tcase_add_test(tc, test_no_crl_no_revocation);
+	tcase_add_loop_test(tc, test_optional_revoked_refused, 0, 2);
 	tcase_add_loop_test(tc, test_expired_crl_still_revokes, 0, 4);
 	tcase_add_test(tc, test_is_revoked_lookup);
 	suite_add_tcase(s, tc);
