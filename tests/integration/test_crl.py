@@ -164,6 +164,21 @@ def refused(ca, port, version, device, backend):
     check_eq(backend.count(), n, "backend connections after a refused handshake")
 
 
+def revoked_line(serials):
+    return (r"devs 127\.0\.0\.1:\d+: handshake refused: client certificate revoked by the "
+            r"CRL: subject CN=bad, serial %s$" % serials["bad"])
+
+
+def good_works_bad_logged(ca, serials, d, port, backend):
+    """Over TLS 1.2 and 1.3 (Python), the good device relays; the revoked
+    one is refused with its log line."""
+    for version in (TLS12, TLS13):
+        works(ca, port, version, "good")
+        mark = d.mark()
+        refused(ca, port, version, "bad", backend)
+        d.wait_log(revoked_line(serials), 5, since=mark)
+
+
 def s_client_device(ca, port, device, version_flag):
     rc, out = tplib.s_client(port, [version_flag, "-cert", ca.path(device + ".pem"),
                                     "-key", ca.path(device + ".key")], input=b"ping")
@@ -207,19 +222,13 @@ def check_t(conf_text, want):
       "s_client), logged with subject and serial, counted as revoked; the good one works")
 def _():
     ca, serials, d, port, backend, conf, mport = setup("leaf", metrics=True)
-    for version in (TLS12, TLS13):
-        works(ca, port, version, "good")
-        mark = d.mark()
-        refused(ca, port, version, "bad", backend)
-        d.wait_log(r"devs 127\.0\.0\.1:\d+: handshake refused: client certificate revoked "
-                   r"by the CRL: subject CN=bad, serial %s$" % serials["bad"], 5, since=mark)
+    good_works_bad_logged(ca, serials, d, port, backend)
     for flag in ("-tls1_2", "-tls1_3"):
         rc, out = s_client_device(ca, port, "good", flag)
         check_eq(rc, 0, "s_client with the good device:\n" + out[-800:])
         n, mark = backend.count(), d.mark()
         rc, out = s_client_device(ca, port, "bad", flag)
-        d.wait_log(r"handshake refused: client certificate revoked by the CRL: subject "
-                   r"CN=bad, serial %s$" % serials["bad"], 5, since=mark)
+        d.wait_log(revoked_line(serials), 5, since=mark)
         time.sleep(0.2)
         check_eq(backend.count(), n, "backend connections of the revoked s_client")
     body = scrape(mport)
@@ -234,12 +243,7 @@ def _():
 def _():
     ca, serials, d, port, backend, conf, _ = setup(
         "pool", extra='full_handshake_priority = "low";\n')
-    for version in (TLS12, TLS13):
-        works(ca, port, version, "good")
-        mark = d.mark()
-        refused(ca, port, version, "bad", backend)
-        d.wait_log(r"handshake refused: client certificate revoked by the CRL: subject "
-                   r"CN=bad, serial %s$" % serials["bad"], 5, since=mark)
+    good_works_bad_logged(ca, serials, d, port, backend)
 
 
 @case("a reload with a new CRL revokes a device without a restart; open connections "
