@@ -309,8 +309,10 @@ crl_load(SSL_CTX *ctx, const struct listener_settings *ls, struct config_errors 
 
 	if (ls->crl == NULL)
 		return 0;
-	if (indexes() != 0 || (set = calloc(1, sizeof(*set))) == NULL)
-		goto err0;
+	if (indexes() != 0 || (set = calloc(1, sizeof(*set))) == NULL) {
+		config_errors_add(errs, w->file, w->line, "crl", "out of memory");
+		return -1;
+	}
 	atomic_init(&set->warned, 0);
 	if ((set->listener = strdup(ls->name)) == NULL ||
 	    (set->file = strdup(ls->crl)) == NULL ||
@@ -334,9 +336,6 @@ err1:
 	config_errors_add(errs, w->file, w->line, "crl", "out of memory");
 err2:
 	set_free(set);
-	return -1;
-err0:
-	config_errors_add(errs, w->file, w->line, "crl", "out of memory");
 	return -1;
 }
 
