@@ -50,6 +50,9 @@ static const struct config_get_choice verify_modes[] = {
 	{ "none", VERIFY_CLIENT_NONE }, { "optional", VERIFY_CLIENT_OPTIONAL },
 	{ "require", VERIFY_CLIENT_REQUIRE }, { NULL, 0 },
 };
+static const struct config_get_choice crl_checks[] = {
+	{ "leaf", CRL_CHECK_LEAF }, { "chain", CRL_CHECK_CHAIN }, { NULL, 0 },
+};
 static const struct config_get_choice proxy_protocol_names[] = {
 	{ "off", PROXY_PROTOCOL_OFF }, { "v1", PROXY_PROTOCOL_V1 },
 	{ "v2", PROXY_PROTOCOL_V2 }, { NULL, 0 },
@@ -75,9 +78,10 @@ free_secret(unsigned char *p, size_t len)
  * every other field is plain data that a struct assignment copies.
  */
 #define LISTENER_STRINGS(l) { &(l)->name, &(l)->cert, &(l)->key, \
-	&(l)->client_ca, &(l)->ciphers, &(l)->ciphersuites }
+	&(l)->client_ca, &(l)->crl, &(l)->ciphers, &(l)->ciphersuites }
 #define LISTENER_WHERES(l) { &(l)->where, &(l)->cert_where, &(l)->key_where, \
-	&(l)->client_ca_where, &(l)->ciphers_where, &(l)->ciphersuites_where }
+	&(l)->client_ca_where, &(l)->crl_where, &(l)->ciphers_where, \
+	&(l)->ciphersuites_where }
 
 void
 listener_settings_clear(struct listener_settings *l)
@@ -407,6 +411,31 @@ load_pacing(struct config_get_group *g, struct listener_settings *l)
 	    &l->backend_max_connecting);
 }
 
+/*
+ * Revocation of client certificates.  A CRL means something only where
+ * client certificates are verified, so it needs client_ca and a
+ * verify_client that asks for them (${carc}: how client_ca was read).
+ * The file itself is read and checked against the CAs by tls_ctx (crl.c).
+ */
+static void
+load_crl(struct config_get_group *g, struct listener_settings *l, int carc)
+{
+	char full[128];
+	int rc, cc;
+
+	rc = config_get_path(g, "crl", "a readable PEM file of CRLs", &l->crl, &l->crl_where);
+	if (rc == 0 && (carc == 1 || l->verify_client == VERIFY_CLIENT_NONE))
+		config_get_report(g, config_get_member(g, "crl"),
+		    config_get_name(g, "crl", full, sizeof(full)),
+		    "needs client_ca and verify_client = \"optional\" or \"require\" "
+		    "(CRLs revoke client certificates, which are checked only then)");
+	if (config_get_choice(g, "crl_check", crl_checks, CRL_CHECK_LEAF, &cc) == 0 && rc == 1)
+		config_get_report(g, config_get_member(g, "crl_check"),
+		    config_get_name(g, "crl_check", full, sizeof(full)),
+		    "has no effect without crl (set crl to a PEM file of CRLs, or remove it)");
+	l->crl_check = (enum crl_check)cc;
+}
+
 static void
 load_listener(struct config_get_group *g, struct listener_settings *l)
 {
@@ -453,6 +482,7 @@ load_listener(struct config_get_group *g, struct listener_settings *l)
 		    "\"%s\" needs client_ca (set client_ca to the CA file that "
 		    "signs client certificates, or verify_client = \"none\")",
 		    verify_modes[vc].name);
+	load_crl(g, l, carc);
 
 	config_get_duration(g, "handshake_timeout", 1, 3600, 10,
 	    &l->handshake_timeout);

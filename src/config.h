@@ -42,6 +42,12 @@ enum verify_client {
 	VERIFY_CLIENT_REQUIRE,
 };
 
+/* Which certificates of a client's chain the CRLs are checked for. */
+enum crl_check {
+	CRL_CHECK_LEAF = 0,	/* the device's own certificate */
+	CRL_CHECK_CHAIN,	/* every certificate of the chain, the CAs' too */
+};
+
 enum proxy_protocol {
 	PROXY_PROTOCOL_OFF = 0,
 	PROXY_PROTOCOL_V1,
@@ -79,10 +85,12 @@ struct listener_settings {
 	char *cert;			/* PEM: leaf first, chain after */
 	char *key;
 	char *client_ca;		/* NULL: none */
+	char *crl;			/* PEM CRLs of the client CAs; NULL: none */
 	char *ciphers;			/* NULL: the built-in default */
 	char *ciphersuites;		/* NULL: the built-in default */
 	unsigned protocols;		/* PROTO_* bits, at least one */
 	enum verify_client verify_client;
+	enum crl_check crl_check;
 	int64_t handshake_timeout;	/* seconds, > 0 */
 	int64_t connect_timeout;	/* seconds, > 0 */
 	int64_t idle_timeout;		/* seconds, 0: none */
@@ -94,7 +102,7 @@ struct listener_settings {
 	int64_t backend_connect_rate;	/* backend connects begun per second; 0: no limit */
 	int64_t backend_max_connecting;	/* backend connects in flight at once; 0: no limit */
 	struct config_where where;	/* the listener's group */
-	struct config_where cert_where, key_where, client_ca_where;
+	struct config_where cert_where, key_where, client_ca_where, crl_where;
 	struct config_where ciphers_where, ciphersuites_where;
 };
 

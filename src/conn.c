@@ -48,6 +48,7 @@
 #include "backend.h"
 #include "client_hello.h"
 #include "conn.h"
+#include "crl.h"
 #include "handshake_pool.h"
 #include "pacer.h"
 #include "proxy_tls.h"
@@ -354,17 +355,10 @@ static void
 client_subject(SSL *ssl, char *buf, size_t len)
 {
 	X509 *cert = SSL_get0_peer_certificate(ssl);
-	BIO *bio;
-	int n;
 
 	buf[0] = '\0';
-	if (cert == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
-		return;
-	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
-		n = BIO_read(bio, buf, (int)len - 1);
-		buf[n > 0 ? n : 0] = '\0';
-	}
-	BIO_free(bio);
+	if (cert != NULL)
+		ssl_name_text(X509_get_subject_name(cert), buf, len);
 }
 
 /* Which counter a handshake adds to; also named in its log line. */
@@ -632,10 +626,25 @@ step_outcome_read(SSL *ssl, struct step_outcome *o)
 
 static void offload_step(struct conn *c);
 
+/*
+ * Why the client's certificate did not verify, "" if it did or there was
+ * none: OpenSSL's reasons say only "certificate verify failed".
+ */
+static const char *
+verify_error(SSL *ssl)
+{
+	long v = SSL_get_verify_result(ssl);
+
+	return v == X509_V_OK ? "" : X509_verify_cert_error_string(v);
+}
+
 /* Go on from one step of the handshake, wherever it ran. */
 static void
 handshake_went(struct conn *c, const struct step_outcome *o)
 {
+	char revoked[512];
+	const char *verify;
+
 	switch (o->err) {
 	case SSL_ERROR_NONE:
 		handshake_done(c);
@@ -653,9 +662,16 @@ handshake_went(struct conn *c, const struct step_outcome *o)
 			conn_wait(c, 0);	/* a turn in the admission queue */
 		return;
 	}
-	if (!c->refused) {	/* else logged and counted by admit_full_handshake() */
-		log_info("%s %s: handshake failed: %s", c->service->settings.name, c->peer,
-		    o->reasons);
+	if (c->refused)		/* logged and counted by admit_full_handshake() */
+		;
+	else if (crl_refusal(c->ssl, revoked, sizeof(revoked))) {
+		log_warning("%s %s: handshake refused: client certificate revoked by the CRL: %s",
+		    c->service->settings.name, c->peer, revoked);
+		conn_count(c, STAT_HANDSHAKE_REVOKED, 1);
+	} else {
+		verify = verify_error(c->ssl);
+		log_info("%s %s: handshake failed: %s%s%s", c->service->settings.name, c->peer,
+		    o->reasons, *verify ? ": " : "", verify);
 		conn_count(c, o->closed ? STAT_HANDSHAKE_CLIENT_CLOSED : STAT_HANDSHAKE_FAILED, 1);
 	}
 	conn_free(c);

@@ -166,6 +166,23 @@ ssl_errors_drain(char *buf, unsigned long len)
 	return buf;
 }
 
+const char *
+ssl_name_text(const X509_NAME *name, char *buf, size_t len)
+{
+	BIO *bio;
+	int n;
+
+	buf[0] = '\0';
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return buf;
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+		n = BIO_read(bio, buf, (int)len - 1);
+		buf[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(bio);
+	return buf;
+}
+
 void
 log_ssl_error(enum log_level level, const char *fmt, ...)
 {

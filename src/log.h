@@ -10,6 +10,9 @@
 #define TLSPROXY_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+
+#include <openssl/x509.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -46,5 +49,11 @@ void log_ssl_error(enum log_level level, const char *fmt, ...)
 
 /** ssl_errors_drain(buf, len): describe and empty the OpenSSL error queue. */
 const char *ssl_errors_drain(char *buf, unsigned long len);
+
+/**
+ * ssl_name_text(name, buf, len): X.509 name ${name} as RFC 2253 text in
+ * ${buf} (cut to fit; "" if it cannot be printed); returns ${buf}.
+ */
+const char *ssl_name_text(const X509_NAME *name, char *buf, size_t len);
 
 #endif

@@ -29,6 +29,7 @@
 
 #include <openssl/crypto.h>
 
+#include "crl.h"
 #include "log.h"
 #include "metrics.h"
 #include "pacer.h"
@@ -93,6 +94,7 @@ struct labelled_counter {
 
 static const struct labelled_counter failures[] = {
 	{ STAT_HANDSHAKE_FAILED, "error" },
+	{ STAT_HANDSHAKE_REVOKED, "revoked" },
 	{ STAT_HANDSHAKE_TIMEOUT, "timeout" },
 	{ STAT_HANDSHAKE_CLIENT_CLOSED, "client_closed" },
 }, rejections[] = {
@@ -215,7 +217,8 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 			    handshakes[j].version, handshakes[j].kind, (unsigned long long)
 			    stats_value(listener_stats(m->listeners[i]), handshakes[j].counter));
 	family(b, "tlsproxy_handshake_failures_total", "counter", "TLS handshakes that did "
-	    "not complete: a TLS error, handshake_timeout, or the client closed first.");
+	    "not complete: a TLS error, a client certificate revoked by the CRL, "
+	    "handshake_timeout, or the client closed first.");
 	write_per_listener(m, b, "tlsproxy_handshake_failures_total", "reason", failures,
 	    NELEM(failures));
 	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets offered "
@@ -321,6 +324,33 @@ write_backend(struct metrics *m, struct evbuffer *b)
 	    NELEM(directions));
 }
 
+/*
+ * Listeners with CRLs that say when they are due: the earliest nextUpdate.
+ * The family is left out when no listener has one, as the ticket families
+ * are when tickets are not stateless.
+ */
+static void
+write_crl(struct metrics *m, struct evbuffer *b)
+{
+	char name[160];
+	time_t next;
+	int any = 0;
+
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct service *svc = listener_service(m->listeners[i]);
+
+		if ((next = crl_next_update(svc->ctx)) != 0 && !any++)
+			family(b, "tlsproxy_crl_next_update_timestamp_seconds", "gauge",
+			    "The earliest nextUpdate of the listener's CRLs, in seconds since "
+			    "the epoch; a CRL past it still revokes what it lists.");
+		if (next != 0)
+			evbuffer_add_printf(b, "tlsproxy_crl_next_update_timestamp_seconds"
+			    "{listener=\"%s\"} %lld\n", label(listener_name(m->listeners[i]),
+			    name, sizeof(name)), (long long)next);
+		service_unref(svc);
+	}
+}
+
 static void
 write_process(struct metrics *m, const struct state *st, struct evbuffer *b)
 {
@@ -391,6 +421,7 @@ on_request(struct evhttp_request *req, void *arg)
 	write_handshakes(m, b);
 	write_backend(m, b);
 	write_pacing(m, b);
+	write_crl(m, b);
 	write_process(m, &st, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", CONTENT_TYPE);
 	evhttp_send_reply(req, HTTP_OK, "OK", b);

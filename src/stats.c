@@ -57,6 +57,7 @@ static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_TICKET_REJECTED_EXPIRED] = "ticket_rejected_expired",
 	[STAT_TICKET_REJECTED_MALFORMED] = "ticket_rejected_malformed",
 	[STAT_HANDSHAKE_FAILED] = "handshake_failed",
+	[STAT_HANDSHAKE_REVOKED] = "handshake_revoked",
 	[STAT_HANDSHAKE_TIMEOUT] = "handshake_timeout",
 	[STAT_BACKEND_FAILED] = "backend_failed",
 	[STAT_BYTES_CLIENT_TO_BACKEND] = "bytes_in",

@@ -30,6 +30,7 @@ enum stat_counter {
 	STAT_TICKET_REJECTED_EXPIRED,	/* our key, past its grace period */
 	STAT_TICKET_REJECTED_MALFORMED,	/* bad MAC, truncated or undecodable */
 	STAT_HANDSHAKE_FAILED,		/* a TLS error: garbage, no shared cipher, ... */
+	STAT_HANDSHAKE_REVOKED,		/* a client certificate revoked by a CRL */
 	STAT_HANDSHAKE_TIMEOUT,
 	STAT_BACKEND_FAILED,
 	STAT_BYTES_CLIENT_TO_BACKEND,

@@ -15,6 +15,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "crl.h"
 #include "log.h"
 #include "tls_ctx.h"
 
@@ -243,7 +244,8 @@ tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
 		failed = 1;
 	if (load_certificate(ctx, ls, errs) != 0)
 		failed = 1;
-	if (set_client_verification(ctx, ls, errs) != 0)
+	/* CRLs are checked against the client CAs: only once those loaded. */
+	if (set_client_verification(ctx, ls, errs) != 0 || crl_load(ctx, ls, errs) != 0)
 		failed = 1;
 	if (set_session_policy(ctx, s, ls, tk) != 0) {
 		ssl_config_error(errs, &ls->where, "listeners", "cannot set the session policy");

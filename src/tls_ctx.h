@@ -1,7 +1,7 @@
 /*
  * tls_ctx: build one listener's SSL_CTX from validated settings: protocol
- * range, cipher policy, certificate and key, client verification, session
- * cache and ticket policy.
+ * range, cipher policy, certificate and key, client verification (with
+ * the CRLs of crl.h), session cache and ticket policy.
  */
 #ifndef TLSPROXY_TLS_CTX_H
 #define TLSPROXY_TLS_CTX_H

@@ -514,7 +514,7 @@ def _():
     got = dict((lb["reason"], v - base.get("tlsproxy_handshake_failures_total", **lb))
                for lb, v in sc.series("tlsproxy_handshake_failures_total")
                if lb["listener"] == "mqtt")
-    check_eq(got, {"client_closed": 200, "error": 0, "timeout": 0},
+    check_eq(got, {"client_closed": 200, "error": 0, "revoked": 0, "timeout": 0},
              "handshake failures of the 200 closed mid-handshake")
     d.check_alive()
 

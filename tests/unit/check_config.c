@@ -147,7 +147,7 @@ START_TEST(test_every_setting)
 	    "    protocols = [ \"TLSv1.3\" ];\n"
 	    "    ciphers = \"ECDHE+AESGCM\";\n"
 	    "    ciphersuites = \"TLS_AES_128_GCM_SHA256\";\n"
-	    "    verify_client = \"require\";\n"		/* L25 */
+	    "    verify_client = \"require\"; crl = \"@DIR@/ca.pem\"; crl_check = \"chain\";\n" /* L25 */
 	    "    handshake_timeout = \"1h\";\n"
 	    "    connect_timeout = 1;\n"
 	    "    idle_timeout = \"30d\";\n"
@@ -194,6 +194,9 @@ START_TEST(test_every_setting)
 	ck_assert_str_eq(l->ciphers, "ECDHE+AESGCM");
 	ck_assert_str_eq(l->ciphersuites, "TLS_AES_128_GCM_SHA256");
 	ck_assert_int_eq(l->verify_client, VERIFY_CLIENT_REQUIRE);
+	ck_assert_ptr_nonnull(strstr(l->crl, "/ca.pem"));
+	ck_assert_int_eq(l->crl_where.line, 25);
+	ck_assert_int_eq(l->crl_check, CRL_CHECK_CHAIN);
 	ck_assert_int_eq(l->handshake_timeout, 3600);
 	ck_assert_int_eq(l->connect_timeout, 1);
 	ck_assert_int_eq(l->idle_timeout, 30 * 86400);
@@ -684,7 +687,7 @@ START_TEST(test_unknown_settings)
 	    "  cert = \"@DIR@/cert.pem\"; timeout = 5; } );\n", 4,
 	    "listeners[1].timeout: unknown setting (allowed: name, listen, "
 	    "backend, cert, key, client_ca, protocols, ciphers, ciphersuites, "
-	    "verify_client, handshake_timeout, connect_timeout, idle_timeout, "
+	    "verify_client, crl, crl_check, handshake_timeout, connect_timeout, idle_timeout, "
 	    "max_connections, full_handshake_rate, full_handshake_burst, "
 	    "backend_connect_rate, backend_max_connecting, proxy_protocol, "
 	    "proxy_protocol_client_cert)");
@@ -910,6 +913,45 @@ START_TEST(test_verify_client_needs_ca)
 }
 END_TEST
 
+/* CRLs revoke client certificates: they need them verified. */
+START_TEST(test_crl_needs_verification)
+{
+	const char *needs = "listeners[0].crl: needs client_ca and verify_client = "
+	    "\"optional\" or \"require\"";
+	struct settings *s;
+
+	load_expect(TICKETS "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+	    "backend = \"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\";\n"
+	    "crl = \"@DIR@/ca.pem\"; } );\n", 4, needs);
+	load_expect(TICKETS "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+	    "backend = \"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\";\n"
+	    "client_ca = \"@DIR@/ca.pem\";\ncrl = \"@DIR@/ca.pem\"; } );\n", 5, needs);
+	load_expect(TICKETS "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+	    "backend = \"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\";\n"
+	    "client_ca = \"@DIR@/ca.pem\"; verify_client = \"require\";\n"
+	    "crl_check = \"chain\"; } );\n", 5,
+	    "listeners[0].crl_check: has no effect without crl");
+	load_expect(TICKETS "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+	    "backend = \"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\";\n"
+	    "client_ca = \"@DIR@/ca.pem\"; verify_client = \"require\";\n"
+	    "crl = \"@DIR@/ca.pem\";\ncrl_check = \"all\"; } );\n", 6,
+	    "listeners[0].crl_check: \"all\" is not allowed (one of \"leaf\", \"chain\")");
+	load_expect(TICKETS "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+	    "backend = \"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\";\n"
+	    "client_ca = \"@DIR@/ca.pem\"; verify_client = \"require\";\n"
+	    "crl = \"@DIR@/nothing.crl\"; } );\n", 5, "listeners[0].crl: ");
+
+	/* "optional" is enough, and "leaf" is the default. */
+	s = tl_load_ok(TICKETS "listeners = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+	    "backend = \"127.0.0.1:2\"; cert = \"@DIR@/cert.pem\";\n"
+	    "client_ca = \"@DIR@/ca.pem\"; verify_client = \"optional\";\n"
+	    "crl = \"@DIR@/ca.pem\"; } );\n");
+	ck_assert_int_eq(s->listeners[0].crl_check, CRL_CHECK_LEAF);
+	ck_assert_int_eq(s->listeners[0].crl_where.line, 5);
+	settings_free(s);
+}
+END_TEST
+
 START_TEST(test_unreadable_files)
 {
 	char want[4400];
@@ -965,7 +1007,8 @@ START_TEST(test_listener_settings_copy)
 	s = tl_load_ok(TICKETS "listeners = ( { name = \"a\"; listen = "
 	    "\"127.0.0.1:1\"; backend = \"broker:2\"; cert = \"@DIR@/cert.pem\"; "
 	    "ciphers = \"ECDHE+AESGCM\"; idle_timeout = 60; proxy_protocol = "
-	    "\"v2\"; } );\n");
+	    "\"v2\"; client_ca = \"@DIR@/ca.pem\"; verify_client = \"require\"; "
+	    "crl = \"@DIR@/ca.pem\"; } );\n");
 	ck_assert_int_eq(listener_settings_copy(&copy, &s->listeners[0]), 0);
 	snprintf(cert, sizeof(cert), "%s/cert.pem", tl_dir());
 	settings_free(s);	/* the copy needs none of it */
@@ -974,7 +1017,9 @@ START_TEST(test_listener_settings_copy)
 	ck_assert_str_eq(copy.cert, cert);
 	ck_assert_str_eq(copy.key, cert);
 	ck_assert_str_eq(copy.ciphers, "ECDHE+AESGCM");
-	ck_assert_ptr_null(copy.client_ca);
+	ck_assert_ptr_nonnull(strstr(copy.client_ca, "/ca.pem"));
+	ck_assert_ptr_nonnull(strstr(copy.crl, "/ca.pem"));
+	ck_assert_ptr_null(copy.crl_where.file);
 	ck_assert_str_eq(copy.backend.host, "broker");
 	ck_assert_int_eq(copy.backend.port, 2);
 	ck_assert_int_eq(copy.idle_timeout, 60);
@@ -987,6 +1032,7 @@ START_TEST(test_listener_settings_copy)
 	listener_settings_clear(&copy);
 	ck_assert_ptr_null(copy.name);
 	ck_assert_ptr_null(copy.ciphers);
+	ck_assert_ptr_null(copy.crl);
 	listener_settings_clear(&copy);
 }
 END_TEST
@@ -1278,6 +1324,7 @@ config_suite(void)
 	tcase_add_test(bad, test_protocols);
 	tcase_add_test(bad, test_empty_ciphers);
 	tcase_add_test(bad, test_verify_client_needs_ca);
+	tcase_add_test(bad, test_crl_needs_verification);
 	tcase_add_test(bad, test_unreadable_files);
 	suite_add_tcase(s, bad);
 

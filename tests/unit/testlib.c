@@ -413,6 +413,7 @@ tl_tls_settings(struct settings *s, struct listener_settings *ls)
 	ls->cert_where = (struct config_where){ conf, TL_LINE_CERT };
 	ls->key_where = (struct config_where){ conf, TL_LINE_KEY };
 	ls->client_ca_where = (struct config_where){ conf, TL_LINE_CLIENT_CA };
+	ls->crl_where = (struct config_where){ conf, TL_LINE_CRL };
 	ls->ciphers_where = (struct config_where){ conf, TL_LINE_CIPHERS };
 	ls->ciphersuites_where = (struct config_where){ conf, TL_LINE_CIPHERSUITES };
 }

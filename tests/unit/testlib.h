@@ -160,6 +160,7 @@ const char *tl_path(const char *name);
 #define TL_LINE_CLIENT_CA	13
 #define TL_LINE_CIPHERS		14
 #define TL_LINE_CIPHERSUITES	15
+#define TL_LINE_CRL		16
 
 /**
  * tl_tls_settings(s, ls): ${s} and ${ls} as settings_load() makes them

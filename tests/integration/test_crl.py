@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""CRLs for client certificates (crl, crl_check): a device CA made with
+`openssl ca` in the test, devices revoked and CRLs regenerated as a CA
+would; a revoked device is refused on a full handshake (Python ssl and
+openssl s_client), logged with its subject and serial and counted as
+`revoked`; a reload with a new CRL revokes without a restart; a broken CRL
+is refused by -t and by SIGHUP (the old CRLs stay); a CRL past its
+nextUpdate still revokes, is logged once per load and shows in the
+metrics."""
+
+import calendar
+import os
+import re
+import signal
+import ssl
+import sys
+import time
+import urllib.request
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tplib  # noqa: E402
+from tplib import (OPENSSL, TLS12, TLS13, TLSClient, Daemon, EchoBackend, case,  # noqa: E402
+                   cert, check, check_eq, client_context, free_port, listener_conf,
+                   make_conf, run, tmpdir, tmpfile)
+
+CA_CONF = """[ ca ]
+default_ca = devices
+[ devices ]
+dir = {dir}
+database = $dir/index.txt
+new_certs_dir = $dir/issued
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+certificate = $dir/ca.pem
+private_key = $dir/ca.key
+default_md = sha256
+default_days = 2
+default_crl_days = 1
+policy = any
+unique_subject = no
+[ any ]
+commonName = supplied
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = {name}
+[ v3_ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ device ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+"""
+
+
+def asn1_time(t):
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(t))
+
+
+class DeviceCA:
+    """A CA with `openssl ca`'s minimal database: it issues device
+    certificates, revokes them and writes CRLs."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = os.path.join(tmpdir(), name)
+        os.makedirs(os.path.join(self.dir, "issued"))
+        self.conf = tmpfile(os.path.join(name, "ca.cnf"), CA_CONF.format(dir=self.dir, name=name))
+        tmpfile(os.path.join(name, "index.txt"), "")
+        tmpfile(os.path.join(name, "serial"), "1000\n")
+        tmpfile(os.path.join(name, "crlnumber"), "01\n")
+        self.key, self.pem = self.path("ca.key"), self.path("ca.pem")
+        self.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", self.key)
+        self.openssl("req", "-x509", "-new", "-config", self.conf, "-key", self.key,
+                     "-extensions", "v3_ca", "-days", "2", "-out", self.pem)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def openssl(self, *args):
+        rc, out, err = run([OPENSSL] + list(args), timeout=30)
+        check_eq(rc, 0, "openssl %s: %s" % (args[0], (out + err)[-800:]))
+        return out
+
+    def issue(self, device):
+        """issue(device): a key and certificate CN=${device}; returns its
+        serial number in hex, as the log prints it."""
+        key, csr, pem = (self.path(device + ext) for ext in (".key", ".csr", ".pem"))
+        self.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", key)
+        self.openssl("req", "-new", "-key", key, "-subj", "/CN=" + device, "-out", csr)
+        self.openssl("ca", "-batch", "-config", self.conf, "-extensions", "device",
+                     "-notext", "-in", csr, "-out", pem)
+        return self.openssl("x509", "-in", pem, "-noout", "-serial").strip().split("=")[1]
+
+    def revoke(self, device):
+        self.openssl("ca", "-config", self.conf, "-revoke", self.path(device + ".pem"))
+
+    def crl(self, out, last=None, next_=None):
+        """crl(out, last, next_): the CA's CRL in ${out}; by default valid
+        from now for a day, else from ${last} to ${next_} (epoch seconds)."""
+        args = ["ca", "-config", self.conf, "-gencrl", "-out", out]
+        if last is not None:
+            args += ["-crl_lastupdate", asn1_time(last), "-crl_nextupdate", asn1_time(next_)]
+        self.openssl(*args)
+        return out
+
+    def ctx(self, version, device):
+        """A Python client context presenting ${device}'s certificate."""
+        c = client_context(version)
+        c.load_cert_chain(self.path(device + ".pem"), self.path(device + ".key"))
+        return c
+
+
+def setup(tag, crl_check=None, metrics=False, extra=""):
+    """A CA with devices good and bad (bad revoked in the CRL), a daemon
+    that requires their certificates and checks that CRL; ${extra} goes
+    into the config as it is."""
+    ca = DeviceCA(tag + "-ca")
+    serials = {dev: ca.issue(dev) for dev in ("good", "bad")}
+    ca.revoke("bad")
+    crl = ca.crl(ca.path("devices.crl"))
+    backend = EchoBackend()
+    port = free_port()
+    mport = free_port() if metrics else None
+    settings = {"client_ca": ca.pem, "verify_client": "require", "crl": crl}
+    if crl_check:
+        settings["crl_check"] = crl_check
+
+    def conf(**over):
+        s = dict(settings, **over)
+        return make_conf(listener_conf("devs", port, backend.port, **s),
+                         extra=extra + ('metrics = "127.0.0.1:%d";' % mport if mport else ""))
+
+    d = Daemon(conf()).start()
+    return ca, serials, d, port, backend, conf, mport
+
+
+def works(ca, port, version, device):
+    c = TLSClient(port, version, ctx=ca.ctx(version, device))
+    c.roundtrip(b"hello from " + device.encode())
+    c.close_notify()
+    c.recv_all()
+
+
+def refused(ca, port, version, device, backend):
+    """The handshake fails (TLS 1.2), or the first read does (TLS 1.3, where
+    the client is done before the server has checked it); the backend sees
+    nothing."""
+    n = backend.count()
+    try:
+        c = TLSClient(port, version, ctx=ca.ctx(version, device), timeout=5)
+        c.send(b"must not arrive")
+        check_eq(c.recv(), b"", "data after a revoked certificate")
+    except (ssl.SSLError, ConnectionError):
+        pass
+    time.sleep(0.2)
+    check_eq(backend.count(), n, "backend connections after a refused handshake")
+
+
+def revoked_line(serials):
+    return (r"devs 127\.0\.0\.1:\d+: handshake refused: client certificate revoked by the "
+            r"CRL: subject CN=bad, serial %s$" % serials["bad"])
+
+
+def good_works_bad_logged(ca, serials, d, port, backend):
+    """Over TLS 1.2 and 1.3 (Python), the good device relays; the revoked
+    one is refused with its log line."""
+    for version in (TLS12, TLS13):
+        works(ca, port, version, "good")
+        mark = d.mark()
+        refused(ca, port, version, "bad", backend)
+        d.wait_log(revoked_line(serials), 5, since=mark)
+
+
+def s_client_device(ca, port, device, version_flag):
+    rc, out = tplib.s_client(port, [version_flag, "-cert", ca.path(device + ".pem"),
+                                    "-key", ca.path(device + ".key")], input=b"ping")
+    return rc, out
+
+
+def reload(d, conf):
+    mark = d.mark()
+    d.write_conf(conf)
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload: (configuration from .* in force|refused)|reload refused", 5, since=mark)
+    time.sleep(0.3)     # every worker picks the new services up
+    d.check_alive()
+    return mark
+
+
+def scrape(mport):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        return r.read().decode()
+
+
+def metric(body, name, **labels):
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in body.splitlines():
+        m = re.match(r"^%s\{([^}]*)\} (\S+)$" % re.escape(name), line)
+        if m and ",".join(sorted(m.group(1).split(","))) == want:
+            return float(m.group(2))
+    return None
+
+
+def check_t(conf_text, want):
+    """tlsproxy -t on ${conf_text}: exit 78 and an error matching ${want}."""
+    path = tmpfile("check-%d.conf" % time.monotonic_ns(), conf_text)
+    rc, out, err = run([tplib.TLSPROXY, "-t", "-c", path])
+    check_eq(rc, 78, "tlsproxy -t status; output:\n" + out + err)
+    check(re.search(want.replace("@CONF@", re.escape(path)), out + err),
+          "no error matching %r in:\n%s" % (want, out + err))
+
+
+@case("a revoked device is refused on full handshakes (TLS 1.2, 1.3, Python and "
+      "s_client), logged with subject and serial, counted as revoked; the good one works")
+def _():
+    ca, serials, d, port, backend, conf, mport = setup("leaf", metrics=True)
+    good_works_bad_logged(ca, serials, d, port, backend)
+    for flag in ("-tls1_2", "-tls1_3"):
+        rc, out = s_client_device(ca, port, "good", flag)
+        check_eq(rc, 0, "s_client with the good device:\n" + out[-800:])
+        n, mark = backend.count(), d.mark()
+        rc, out = s_client_device(ca, port, "bad", flag)
+        d.wait_log(revoked_line(serials), 5, since=mark)
+        time.sleep(0.2)
+        check_eq(backend.count(), n, "backend connections of the revoked s_client")
+    body = scrape(mport)
+    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
+                    reason="revoked"), 4.0, "revoked failures in the metrics")
+    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
+                    reason="error"), 0.0, "other failures in the metrics")
+    check_eq(d.count_log(r"revoked by the CRL"), 4, "log lines of revoked devices")
+
+
+@case("full_handshake_priority = low: the CRLs are checked on the handshake threads too")
+def _():
+    ca, serials, d, port, backend, conf, _ = setup(
+        "pool", extra='full_handshake_priority = "low";\n')
+    good_works_bad_logged(ca, serials, d, port, backend)
+
+
+@case("a reload with a new CRL revokes a device without a restart; open connections "
+      "of the good device go on")
+def _():
+    ca, serials, d, port, backend, conf, _ = setup("reload")
+    works(ca, port, TLS13, "good")
+    open_conn = TLSClient(port, TLS13, ctx=ca.ctx(TLS13, "good"))
+    open_conn.roundtrip(b"before the reload")
+    ca.issue("later")
+    works(ca, port, TLS13, "later")
+    ca.revoke("later")
+    ca.crl(ca.path("devices.crl"))
+    works(ca, port, TLS12, "later")       # the old CRL is in force until the reload
+    pid = d.pid
+    mark = reload(d, conf())
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    check_eq(d.pid, pid, "pid after the reload")
+    for version in (TLS12, TLS13):
+        refused(ca, port, version, "later", backend)
+        refused(ca, port, version, "bad", backend)
+        works(ca, port, version, "good")
+    open_conn.roundtrip(b"after the reload")
+
+
+@case("a broken CRL file: -t reports FILE:LINE: crl, and SIGHUP is refused with the "
+      "old CRLs in force")
+def _():
+    ca, serials, d, port, backend, conf, _ = setup("broken")
+    other = DeviceCA("broken-other")
+    good_crl = ca.path("devices.crl")
+    with open(good_crl) as f:
+        pem = f.read()
+    garbled = tmpfile("garbled.crl", pem.replace(pem.splitlines()[3], "A" * 64))
+    empty = tmpfile("empty.crl", "not a CRL\n")
+    foreign = other.crl(other.path("devices.crl"))
+    for path, why in ((garbled, r"does not parse"), (empty, r"no CRL in the file"),
+                      (foreign, r"the CRL of CN=broken-other is not signed by a CA "
+                                r"of client_ca")):
+        check_t(conf(crl=path), r"@CONF@:\d+: crl: .*" + why)
+        mark = reload(d, conf(crl=path))
+        d.wait_log(r"reload refused: %s:\d+: crl: .*%s" % (re.escape(d.conf_path), why),
+                   5, since=mark)
+        refused(ca, port, TLS13, "bad", backend)
+        works(ca, port, TLS13, "good")
+
+
+@case("crl needs client_ca and verify_client; crl_check needs crl and is leaf or chain")
+def _():
+    ca = DeviceCA("settings-ca")
+    crl = ca.crl(ca.path("devices.crl"))
+    port = free_port()
+
+    def conf(**s):
+        return make_conf(listener_conf("devs", port, 1, **s))
+    check_t(conf(crl=crl), r"@CONF@:\d+: listeners\[0\]\.crl: needs client_ca and "
+                           r"verify_client = \"optional\" or \"require\"")
+    check_t(conf(crl=crl, client_ca=ca.pem), r"@CONF@:\d+: listeners\[0\]\.crl: needs")
+    check_t(conf(client_ca=ca.pem, verify_client="require", crl_check="chain"),
+            r"@CONF@:\d+: listeners\[0\]\.crl_check: has no effect without crl")
+    check_t(conf(client_ca=ca.pem, verify_client="require", crl=crl, crl_check="all"),
+            r"@CONF@:\d+: listeners\[0\]\.crl_check: \"all\" is not allowed "
+            r"\(one of \"leaf\", \"chain\"\)")
+    check_t(conf(client_ca=ca.pem, verify_client="require", crl=ca.path("nothing.crl")),
+            r"@CONF@:\d+: listeners\[0\]\.crl: ")
+    path = tmpfile("ok.conf", conf(client_ca=ca.pem, verify_client="optional", crl=crl))
+    rc, out, err = run([tplib.TLSPROXY, "-t", "-c", path])
+    check_eq(rc, 0, "tlsproxy -t on a good CRL:\n" + out + err)
+
+
+@case("a CRL past its nextUpdate still revokes, is logged once per load, and the "
+      "metric shows its nextUpdate")
+def _():
+    ca, serials, d, port, backend, conf, mport = setup("expired", metrics=True)
+    now = int(time.time())
+    last, nxt = now - 7200, now - 3600
+    expired = ca.crl(ca.path("expired.crl"), last, nxt)
+    mark = reload(d, conf(crl=expired))
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    warn = (r"devs: crl %s: the CRL of CN=expired-ca is past its nextUpdate \(%s\); it "
+            r"still revokes" % (re.escape(expired),
+                                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nxt))))
+    d.wait_log(warn, 5, since=mark)
+    for version in (TLS12, TLS13, TLS12, TLS13):
+        works(ca, port, version, "good")
+        refused(ca, port, version, "bad", backend)
+    check_eq(len(re.findall(warn, d.log_since(mark))), 1, "expired-CRL warnings in one load")
+    body = scrape(mport)
+    check_eq(metric(body, "tlsproxy_crl_next_update_timestamp_seconds", listener="devs"),
+             float(nxt), "the metric's nextUpdate")
+    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
+                    reason="revoked"), 4.0, "revoked failures")
+    # Another load warns again, once; a fresh CRL silences it.
+    mark = reload(d, conf(crl=expired))
+    works(ca, port, TLS13, "good")
+    refused(ca, port, TLS13, "bad", backend)
+    check_eq(len(re.findall(warn, d.log_since(mark))), 1, "warnings after a second load")
+    fresh = ca.crl(ca.path("fresh.crl"))
+    mark = reload(d, conf(crl=fresh))
+    works(ca, port, TLS13, "good")
+    refused(ca, port, TLS13, "bad", backend)
+    check("past its nextUpdate" not in d.log_since(mark), "a fresh CRL logged as expired")
+    got = metric(scrape(mport), "tlsproxy_crl_next_update_timestamp_seconds", listener="devs")
+    check(got is not None and now + 86400 - 60 <= got <= time.time() + 86400 + 60,
+          "the metric after a fresh CRL: %r" % got)
+
+
+@case("a CRL that expires while loaded: the first verification that meets it warns, "
+      "once, and it still revokes")
+def _():
+    ca, serials, d, port, backend, conf, mport = setup("expiring", metrics=True)
+    now = int(time.time())
+    soon = ca.crl(ca.path("soon.crl"), now - 60, now + 3)
+    mark = reload(d, conf(crl=soon))
+    check("past its nextUpdate" not in d.log_since(mark), "warned before it expired")
+    time.sleep(max(0.0, now + 4 - time.time()))
+    for version in (TLS13, TLS12, TLS13):
+        refused(ca, port, version, "bad", backend)
+        works(ca, port, version, "good")
+    check_eq(d.log_since(mark).count("past its nextUpdate"), 1, "warnings")
+
+
+@case('crl_check = "chain": the CA is checked too; a client CA without a CRL is an error')
+def _():
+    ca, serials, d, port, backend, conf, _ = setup("chain", crl_check="chain")
+    works(ca, port, TLS13, "good")
+    works(ca, port, TLS12, "good")
+    refused(ca, port, TLS13, "bad", backend)
+    other = DeviceCA("chain-other")
+    both = tmpfile("both-cas.pem", open(ca.pem).read() + open(other.pem).read())
+    check_t(conf(client_ca=both), r"@CONF@:\d+: crl: no CRL of client CA CN=chain-other: "
+                                  r"with crl_check = \"chain\"")
+    # With "leaf" the same file loads, with a warning for the other CA's devices.
+    mark = reload(d, conf(client_ca=both, crl_check="leaf"))
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    d.wait_log(r"devs: crl .*: no CRL of client CA CN=chain-other: devices whose "
+               r"certificate it issued are refused", 5, since=mark)
+    other.issue("stranger")
+    mark = d.mark()
+    refused(other, port, TLS13, "stranger", backend)
+    d.wait_log(r"handshake failed: .*unable to get certificate CRL", 5, since=mark)
+    works(ca, port, TLS13, "good")
+
+
+tplib.main()
