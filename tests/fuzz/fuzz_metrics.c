@@ -1,0 +1,150 @@
+/*
+ * fuzz_metrics: arbitrary bytes as an HTTP request to the metrics
+ * endpoint, the real one: metrics_new() on 127.0.0.1 and metrics_start()
+ * serve it from their own thread with libevent's evhttp, as the daemon
+ * does.  Each input is sent on a new TCP connection, whose sending side
+ * is then shut; the answer is read to the end.  Checks: an answer comes
+ * within 20 seconds (the request is all there: nothing should wait for
+ * more), and it is nothing or an HTTP response; a 200 carries the
+ * exposition format and the process counters.  The connection is reset
+ * at the end, so that no TIME_WAIT piles up over millions of runs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "fuzzlib.h"
+#include "../../src/addr.h"
+#include "../../src/log.h"
+#include "../../src/metrics.h"
+
+#define ANSWER_MAX (1 << 20)
+/* Generous: under SCHED_IDLE on a busy machine a thread may wait seconds. */
+#define WAIT_MS 20000
+
+static struct metrics *metrics;
+static struct hostport where;
+static char *answer;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+cleanup(void)
+{
+	metrics_free(metrics);
+	free(answer);
+}
+
+/* A port free a moment ago: bind port 0, note it, close. */
+static unsigned
+free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+		fz_fail("cannot find a free port: %s", strerror(errno));
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char text[32], why[256] = "";
+
+	log_set_level(LOG_LEVEL_ERROR);
+	/* As main() does: metrics_free() wakes the server's thread. */
+	if (evthread_use_pthreads() != 0)
+		fz_fail("libevent has no thread support");
+	if ((answer = malloc(ANSWER_MAX + 1)) == NULL)
+		fz_fail("out of memory");
+	/* Another process may take the port between the probe and the bind. */
+	for (int tries = 0; tries < 10 && metrics == NULL; tries++) {
+		snprintf(text, sizeof(text), "127.0.0.1:%u", free_port());
+		if (addr_parse(text, &where, why, sizeof(why)) != 0)
+			fz_fail("%s: %s", text, why);
+		metrics = metrics_new(&where, NULL, 0, why, sizeof(why));
+	}
+	if (metrics == NULL || metrics_start(metrics) != 0)
+		fz_fail("cannot serve metrics: %s", why);
+	metrics_set_tickets(metrics, "0123456789abcdef", "", 3600);
+	atexit(cleanup);
+	return 0;
+}
+
+/* Milliseconds left until ${end} (CLOCK_MONOTONIC), at least 0. */
+static int
+ms_left(const struct timespec *end)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (end->tv_sec - now.tv_sec) * 1000 + (end->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct linger reset = { 1, 0 };
+	struct timespec end;
+	struct pollfd pfd;
+	size_t got = 0, sent = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd == -1 || connect(fd, (const struct sockaddr *)&where.sa, where.salen) != 0)
+		fz_fail("cannot connect to the metrics port: %s", strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += WAIT_MS / 1000;
+	pfd.fd = fd;
+	/* The server may answer and close before it has read everything. */
+	while (sent < size) {
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, ms_left(&end)) != 1)
+			fz_fail("the metrics server read nothing for 20 s");
+		if ((n = send(fd, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			break;		/* closed by the server: an answer to read */
+		}
+		sent += (size_t)n;
+	}
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, ms_left(&end)) != 1)
+			fz_fail("no end to the answer after 20 s (%zu bytes so far)", got);
+		n = recv(fd, answer + got, ANSWER_MAX - got, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0 || (got += (size_t)n) == ANSWER_MAX)
+			break;
+	}
+	answer[got] = '\0';
+	/* evhttp answers in the version the request named, HTTP/0.1 too. */
+	if (got > 0 && (strncmp(answer, "HTTP/", 5) != 0 || strspn(answer + 5, "0123456789") == 0))
+		fz_fail("an answer that is not HTTP: \"%.40s\"", answer);
+	if (got >= 13 && strncmp(answer + 8, " 200 ", 5) == 0 &&
+	    (strstr(answer, "text/plain; version=0.0.4") == NULL ||
+	    strstr(answer, "\ntlsproxy_") == NULL))
+		fz_fail("a 200 answer without the metrics: \"%.200s\"", answer);
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	close(fd);
+	return 0;
+}
