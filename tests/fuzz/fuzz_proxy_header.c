@@ -422,12 +422,23 @@ client_cert(const uint8_t *cn, size_t len, int type)
 	    X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) != 1 ||
 	    X509_set_pubkey(cert, client_key) != 1)
 		fz_fail("cannot make a client certificate");
-	/* No CN at all when it is empty. */
+	/* Whole characters of 4 and 2 bytes; no CN at all when it is empty. */
+	if (type == V_ASN1_UNIVERSALSTRING)
+		len -= len % 4;
+	else if (type == V_ASN1_BMPSTRING)
+		len -= len % 2;
 	if (len > 0 && X509_NAME_add_entry_by_NID(name, NID_commonName, type, cn, (int)len,
 	    -1, 0) != 1)
-		fz_fail("cannot set a CN of %zu bytes", len);
-	if (X509_sign(cert, ca_key, EVP_sha256()) <= 0)
-		fz_fail("cannot sign a client certificate");
+		fz_fail("cannot set a CN of %zu bytes, type %d: %s", len, type,
+		    ERR_reason_error_string(ERR_peek_error()));
+	/* OpenSSL cannot encode a name it cannot convert to UTF-8 (code points
+	 * past U+10FFFF in a UniversalString), nor would it read one from a
+	 * client: no certificate, no connection. */
+	if (X509_sign(cert, ca_key, EVP_sha256()) <= 0) {
+		ERR_clear_error();
+		X509_free(cert);
+		return NULL;
+	}
 	return cert;
 }
 
@@ -515,12 +526,17 @@ tls(struct fz_in *in, const struct sockaddr *peer, int version)
 	int type = types[fz_u8(in) % (sizeof(types) / sizeof(types[0]))];
 	const uint8_t *cn = fz_bytes(in, 1024, &cnlen);
 	X509 *cert = client_cert(cn, cnlen, type), *peer_cert;
-	SSL *client = SSL_new(client_ctx), *server = SSL_new(server_ctx);
+	SSL *client, *server;
 	BIO *cb = NULL, *sb = NULL;
-	unsigned char *buf = malloc(buflen), *der = NULL;
+	unsigned char *buf, *der = NULL;
 	int with_cert = fz_u8(in) & 1, n, dlen;
 	struct hdr tlv;
 
+	if (cert == NULL)
+		return;
+	client = SSL_new(client_ctx);
+	server = SSL_new(server_ctx);
+	buf = malloc(buflen);
 	if (client == NULL || server == NULL || buf == NULL ||
 	    BIO_new_bio_pair(&cb, 0, &sb, 0) != 1 || SSL_use_certificate(client, cert) != 1 ||
 	    SSL_use_PrivateKey(client, client_key) != 1)

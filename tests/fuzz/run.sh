@@ -1,9 +1,11 @@
 #!/bin/sh
 # run.sh SECONDS BUILDDIR CORPUSDIR TARGET...: what `make fuzz` runs.
 #
-# Runs each target (BUILDDIR/fuzz_TARGET) for SECONDS on a working copy of
-# its seed corpus (CORPUSDIR/TARGET, never written to), one after the
-# other, and prints one line per target with libFuzzer's figures.  A
+# Runs each target (BUILDDIR/fuzz_TARGET) for SECONDS, one after the
+# other, from its seed corpus (CORPUSDIR/TARGET, never written to) and its
+# working corpus (BUILDDIR/work/TARGET, where it adds what it finds and
+# where the next run starts), and prints one line per target with
+# libFuzzer's figures.  A
 # finding (crash, leak, sanitizer report, failed check, timeout) leaves
 # its input in BUILDDIR/findings/ and a line naming the target and that
 # file; the script then exits 1, after running the other targets.
@@ -24,8 +26,9 @@ for target in "$@"; do
 		failed="$failed $target"
 		continue
 	fi
-	rm -rf "$work/$target" "$work/tmp-$target"
+	rm -rf "$work/tmp-$target"
 	mkdir -p "$work/$target" "$work/tmp-$target" || exit 1
+	had=$(ls "$work/$target" | wc -l)
 	before=$(ls "$findings" | wc -l)
 	TMPDIR=$work/tmp-$target \
 	LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0" \
@@ -43,7 +46,7 @@ for target in "$@"; do
 		echo "fuzz: reproduce: $prog ${crash:-}" >&2
 		failed="$failed $target"
 	else
-		echo "fuzz: $target: ok in ${seconds}s (${stats:-no figures}); corpus $(ls "$work/$target" | wc -l) new inputs"
+		echo "fuzz: $target: ok in ${seconds}s (${stats:-no figures}); $(($(ls "$work/$target" | wc -l) - had)) new inputs, $(ls "$work/$target" | wc -l) in $work/$target"
 	fi
 done
 if [ -n "$failed" ]; then
