@@ -15,15 +15,16 @@
  * plaintext as a session (a DER session in the plaintext is given a
  * fresh time, so that the committed corpus resumes whenever it runs).
  * Checks:
- *  - a name of no key, an expired key or a bad ticket never resumes, and
- *    ticket_match_of() then says NONE;
  *  - a resumption comes only from a ticket this target sealed under a key
- *    that may decrypt, and ticket_match_of() names that key's kind;
- *  - TLS 1.2: each ticket refused is counted once, under its reason:
- *    unknown name, expired key, or malformed (short, bad MAC, contents).
+ *    that may decrypt (never from one of no key, of an expired key, or
+ *    with a bad MAC), and ticket_match_of() names that key's kind;
+ *  - TLS 1.2: a ticket that cannot open is counted once, under its
+ *    reason (unknown name, expired key, malformed: short, bad MAC), and
+ *    one that opens is not counted as unknown or expired.
  *
  * FUZZ_SEEDS_DIR=dir in the environment: write the seed corpus there
- * (one input per version, name and mode; see tests/fuzz/README) and exit.
+ * (one input per version, pick and mode, the sealed ones holding a real
+ * TLS 1.2 session of this context) and exit.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -279,7 +280,7 @@ cleanup(void)
 }
 
 
-/* A TLS 1.2 session of ${ctx}, made by a real handshake: seed material. */
+/* FUZZ_SEEDS_DIR: write the seed corpus into ${dir}; 0, or abort. */
 static int write_seeds(const char *dir);
 
 int
@@ -418,6 +419,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---------------------------------------------------------------- seeds */
 
+/* A TLS 1.2 session of ${ctx}, made by a real handshake: seed material. */
 static SSL_SESSION *
 real_session(void)
 {
