@@ -33,7 +33,7 @@ for target in "$@"; do
 	TMPDIR=$work/tmp-$target \
 	LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-	    "$prog" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+	    "$prog" -max_total_time="$seconds" -timeout=120 -rss_limit_mb=2048 \
 	    -print_final_stats=1 -artifact_prefix="$findings/$target-" \
 	    "$work/$target" "$corpus/$target" >"$log" 2>&1
 	rc=$?
