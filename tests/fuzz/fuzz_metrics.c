@@ -158,10 +158,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t got = 0, sent = 0;
 	ssize_t n;
 	int status;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), err = 0;
+	socklen_t errlen = sizeof(err);
 
-	if (fd == -1 || connect(fd, (const struct sockaddr *)&where.sa, where.salen) != 0)
+	/* Non-blocking: libFuzzer's SIGALRM would interrupt a blocking connect. */
+	if (fd == -1 || (connect(fd, (const struct sockaddr *)&where.sa, where.salen) != 0 &&
+	    errno != EINPROGRESS && errno != EINTR))
 		fz_fail("cannot connect to the metrics port: %s", strerror(errno));
+	if (!wait_for(fd, POLLOUT, &budget) ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) != 0 || err != 0)
+		fz_fail("cannot connect to the metrics port: %s", err != 0 ? strerror(err) :
+		    "no answer");
 	/* The server may answer and close before it has read everything. */
 	while (sent < size) {
 		if (!wait_for(fd, POLLOUT, &budget))
