@@ -43,7 +43,7 @@ for target in "$@"; do
 	if [ "$rc" -ne 0 ] || [ "$(ls "$findings" | wc -l)" -ne "$before" ]; then
 		crash=$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$log" | tail -n 1)
 		echo "fuzz: $target: FAILED (exit $rc): crash file ${crash:-none}; log $log" >&2
-		echo "fuzz: reproduce: $prog ${crash:-}" >&2
+		echo "fuzz: reproduce: LSAN_OPTIONS=suppressions=$here/lsan.supp $prog ${crash:-}" >&2
 		failed="$failed $target"
 	else
 		echo "fuzz: $target: ok in ${seconds}s (${stats:-no figures}); $(($(ls "$work/$target" | wc -l) - had)) new inputs, $(ls "$work/$target" | wc -l) in $work/$target"
