@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "config_get.h"
+#include "config_include.h"
 
 #define DAY		(24 * 60 * 60)
 #define SEED_MIN	16
@@ -722,6 +723,9 @@ read_file(config_t *cfg, const char *path, struct config_errors *errs)
 		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
 		    (int)(slash - path), path);
 	config_set_include_dir(cfg, dir);
+	/* What libconfig would exit or block on, reported as errors instead. */
+	if (config_include_check(path, dir, errs) != 0)
+		return -1;
 
 	if (config_read_file(cfg, path) == CONFIG_TRUE)
 		return 0;

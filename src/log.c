@@ -90,6 +90,9 @@ line_prefix(enum log_level level, char *buf, size_t len)
 }
 
 /* Format one line and write it with a single write(2). */
+static void log_emit(enum log_level level, const char *suffix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_emit(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {

@@ -31,8 +31,16 @@ common_name(X509 *cert, char *buf, size_t len)
 	if (i < 0)
 		return;
 	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
-	if (n > 0 && memchr(utf8, '\0', (size_t)n) == NULL)
+	if (n > 0 && memchr(utf8, '\0', (size_t)n) == NULL) {
+		/* Too long: cut before the character that does not fit, never
+		 * inside it (continuation bytes are 10xxxxxx). */
+		if ((size_t)n >= len) {
+			n = (int)len - 1;
+			while (n > 0 && (utf8[n] & 0xC0) == 0x80)
+				n--;
+		}
 		snprintf(buf, len, "%.*s", n, (const char *)utf8);
+	}
 	OPENSSL_free(utf8);
 }
 

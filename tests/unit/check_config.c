@@ -1054,6 +1054,50 @@ START_TEST(test_syntax_error)
 }
 END_TEST
 
+/*
+ * An @include that names something other than a regular file is an error
+ * at its line.  libconfig 1.5 opens it and then exits the process (a
+ * directory: "input in flex scanner failed") or blocks (a FIFO); its name
+ * is relative to the file's directory, so "" is that directory.  Found by
+ * fuzz_config with the bytes of the last case.
+ */
+START_TEST(test_include_not_a_file)
+{
+	static const char fuzzed[] = "@include \"\0DIR\342/seed.conf\"\nworkers = \n";
+	struct config_errors errs = { 0 };
+	char sub[4200], fifo[4200], inc[4200];
+	struct settings *s;
+
+	snprintf(sub, sizeof(sub), "%s/sub", tl_dir());
+	snprintf(fifo, sizeof(fifo), "%s/pipe", tl_dir());
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	load_expect("@include \"\"\n" MINIMAL, 1, "@include: \"\" is a directory");
+	load_expect("workers = 1;\n  @include \"sub\"\n" MINIMAL, 2,
+	    "@include: \"sub\" is a directory");
+	load_expect("@include\t\"pipe\"\n" MINIMAL, 1,
+	    "@include: \"pipe\" is not a regular file");
+
+	/* In an included file: named with its line. */
+	snprintf(inc, sizeof(inc), "%s/inc.conf", tl_dir());
+	tl_write_conf("inc.conf", "workers = 1;\n@include \"sub\"\n");
+	tl_load_fail("@include \"inc.conf\"\n" MINIMAL, &errs);
+	ck_assert_msg(tl_has_error(&errs, inc, 2, "@include: \"sub\" is a directory"), "%s",
+	    tl_dump(&errs));
+	config_errors_clear(&errs);
+
+	/* Not an @include to libconfig: in a comment, or not first on its line. */
+	s = tl_load_ok("/*\n@include \"sub\"\n*/\n# @include \"sub\"\n" MINIMAL);
+	settings_free(s);
+
+	/* The fuzzer's input: the name stops at the NUL, so it is "". */
+	tl_write_bytes("tlsproxy.conf", fuzzed, sizeof(fuzzed) - 1, 0600);
+	ck_assert_ptr_null(s = settings_load(tl_path("tlsproxy.conf"), &errs));
+	tl_assert_error(&errs, 1, "@include: \"\" is a directory");
+	config_errors_clear(&errs);
+}
+END_TEST
+
 START_TEST(test_missing_file)
 {
 	struct config_errors errs = { 0 };
@@ -1330,6 +1374,7 @@ config_suite(void)
 
 	tcase_add_checked_fixture(files, setup, tl_teardown);
 	tcase_add_test(files, test_syntax_error);
+	tcase_add_test(files, test_include_not_a_file);
 	tcase_add_test(files, test_missing_file);
 	tcase_add_test(files, test_all_errors_in_one_pass);
 	tcase_add_test(files, test_errors_api);

@@ -316,6 +316,55 @@ START_TEST(test_v2_too_small)
 }
 END_TEST
 
+/*
+ * A CN longer than the header keeps (255 bytes of UTF-8) is cut at a
+ * character boundary: found by fuzz_proxy_header with 200 times "é" as a
+ * T61String, which is 400 bytes in UTF-8 and was cut after 255, half-way
+ * through a character.  The certificate is the fuzzer's: the test CA's,
+ * with the CN set as is (OpenSSL would refuse to build a CN over 64
+ * characters, but a certificate made elsewhere may have one).
+ */
+START_TEST(test_v2_long_cn)
+{
+	unsigned char cn[200], buf[4096];
+	X509 *cert = X509_new();
+	struct world w;
+	size_t len, sublen;
+	int v, sub, n;
+
+	memset(cn, 0xE9, sizeof(cn));		/* "é" in Latin-1 (T61String) */
+	ck_assert_ptr_nonnull(cert);
+	ck_assert(X509_set_version(cert, 2) == 1);
+	ck_assert(ASN1_INTEGER_set(X509_get_serialNumber(cert), 99) == 1);
+	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(cert), -3600));
+	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(cert), 86400));
+	ck_assert(X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
+	    V_ASN1_T61STRING, cn, sizeof(cn), -1, 0) == 1);
+	ck_assert(X509_set_issuer_name(cert, X509_get_subject_name(tl_cert(TL_CA))) == 1);
+	ck_assert(X509_set_pubkey(cert, tl_key(TL_CLIENT)) == 1);
+	ck_assert(X509_sign(cert, tl_key(TL_CA), EVP_sha256()) > 0);
+
+	world_start(&w, VERIFY_CLIENT_OPTIONAL, TICKETS_OFF, versions[_i], 0, NULL);
+	tl_tls_free(w.t);
+	ck_assert(SSL_CTX_use_certificate(w.cctx, cert) == 1);
+	ck_assert(SSL_CTX_use_PrivateKey(w.cctx, tl_key(TL_CLIENT)) == 1);
+	w.t = connect_tcp(w.cctx, w.sctx, NULL, NULL);
+	n = header(w.t, PROXY_PROTOCOL_V2, 0, buf, sizeof(buf));
+	ck_assert_int_gt(n, 16);
+	v = tl_pp2_tlv(buf, n, PP2_TYPE_SSL, &len);
+	ck_assert_int_ge(v, 0);
+	sub = tl_pp2_sub(buf + v, len, PP2_SUBTYPE_SSL_CN, &sublen);
+	ck_assert_int_ge(sub, 0);
+	/* 127 whole characters of two bytes: 254 bytes, not 255. */
+	ck_assert_uint_eq(sublen, 254);
+	for (size_t i = 0; i < sublen; i += 2)
+		ck_assert_msg(buf[v + sub + i] == 0xC3 && buf[v + sub + i + 1] == 0xA9,
+		    "byte %zu of the CN is not \"é\" in UTF-8", i);
+	X509_free(cert);
+	world_end(&w);
+}
+END_TEST
+
 START_TEST(test_not_a_socket)
 {
 	struct world w;
@@ -346,6 +395,7 @@ proxy_tls_suite(void)
 	tcase_add_loop_test(tc, test_v2_resumed, 0, NRESUMPTIONS);
 	tcase_add_loop_test(tc, test_v2_without_client_cert, 0, 2);
 	tcase_add_loop_test(tc, test_v2_too_small, 0, 2);
+	tcase_add_loop_test(tc, test_v2_long_cn, 0, 2);
 	tcase_add_test(tc, test_not_a_socket);
 	suite_add_tcase(s, tc);
 	return s;
