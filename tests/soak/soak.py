@@ -289,8 +289,9 @@ class Soak:
                         LATENCY_LIMIT * 1000))
         self.say(self.rss_line)
         self.say("fds: baseline %d, at the end %d" % (self.baseline_fds, self.end_fds))
-        for f in t.failures:
-            self.failures.append("client " + f)
+        for at, kind, msg in t.failures:
+            self.failures.append("client %s at %.1f s: %s (chaos in the 10 s before: %s)" % (
+                kind, at - self.t0, msg, self.chaos.recent(at)))
         if t.nfailures > len(t.failures):
             self.failures.append("... %d client failures in all" % t.nfailures)
         s = self.samples[-1]

@@ -77,6 +77,7 @@ class ChaosThread:
         self.chaos = chaos
         self.counts = {"backend_kills": 0, "reloads_good": 0, "reloads_broken": 0,
                        "bursts": 0, "bursts_emfile": 0}
+        self.events = []    # (time.monotonic(), what), to explain failures
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="soak-chaos")
         self.error = None
@@ -113,7 +114,16 @@ class ChaosThread:
         except Exception as e:      # reported by the soak as a failure
             self.error = "%s: %s" % (type(e).__name__, e)
 
+    def _event(self, what):
+        self.events.append((time.monotonic(), what))
+
+    def recent(self, t, span=10):
+        """The events in the ${span} seconds up to ${t}, as text."""
+        return ", ".join("%s %.1f s before" % (what, t - at)
+                         for at, what in self.events if t - span <= at <= t) or "none"
+
     def _restart_backend(self):
+        self._event("backend killed")
         self.chaos.epoch += 1       # odd: down
         self.soak.backend.kill()
         self.counts["backend_kills"] += 1
@@ -129,6 +139,7 @@ class ChaosThread:
         confs = self.soak.good if good else self.soak.broken
         conf = confs[(nth // 2) % len(confs)]
         before = self.soak.metrics.reloads()
+        self._event("SIGHUP (%s configuration)" % ("good" if good else "broken"))
         self.soak.daemon.write_conf(conf)
         self.soak.daemon.signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
@@ -152,6 +163,7 @@ class ChaosThread:
             mark = self.soak.daemon.mark()
             socks = []
             self.chaos.burst += 1
+            self._event("fd burst started")
             try:
                 for _ in range(BURST_CONNS):
                     if self.stop.is_set():
@@ -168,6 +180,7 @@ class ChaosThread:
                 # The daemon closes its side of them as it notices.
                 time.sleep(0.5)
                 self.chaos.burst += 1
+                self._event("fd burst ended")
             self.counts["bursts"] += 1
             if self.soak.daemon.count_log(EMFILE_RX, since=mark):
                 self.counts["bursts_emfile"] += 1

@@ -32,7 +32,7 @@ IO_TIMEOUT = 10         # seconds a client waits for the proxy before it calls i
 CLOSE_GRACE = 10        # seconds past handshake_timeout for the proxy to drop a stalled client
 
 # Behaviour: weight.
-KINDS = {"clean": 40, "idle": 5, "creset": 8, "breset": 8, "bfin": 8,
+KINDS = {"clean": 35, "pipelined": 8, "idle": 5, "creset": 8, "breset": 8, "bfin": 8,
          "slowloris": 4, "garbage": 6, "noread": 5}
 
 
@@ -87,7 +87,7 @@ class Tally:
         with self.lock:
             self.nfailures += 1
             if len(self.failures) < self.MAX_KEPT:
-                self.failures.append("%.1f %s: %s" % (time.time(), kind, msg))
+                self.failures.append((time.monotonic(), kind, msg))
         self.outcome(kind, "FAILED")
 
 
@@ -165,8 +165,9 @@ class Load:
 
     # ------------------------------------------------------------ behaviours
 
-    def _connect(self, rnd, sessions, mode):
-        """A TLS client, resuming now and then, through CONNACK."""
+    def _open(self, rnd, sessions):
+        """A TLS client after its handshake, resuming now and then; the
+        key its session is kept under once it has one."""
         which = rnd.choice(("t13", "t12t", "t12s"))
         ctx = {"t13": self.ctx13, "t12t": self.ctx12, "t12s": self.ctx12_sid}[which]
         offer = sessions.get(which) if rnd.random() < 0.7 else None
@@ -174,8 +175,13 @@ class Load:
             c = TLSClient(self.port, ctx=ctx, session=offer, timeout=IO_TIMEOUT)
         except Exception as e:
             raise NotEstablished("%s: %s" % (type(e).__name__, e))
+        self.tally.handshake(c.obj.session_reused)
+        return c, which
+
+    def _connect(self, rnd, sessions, mode):
+        """A TLS client through CONNACK."""
+        c, which = self._open(rnd, sessions)
         try:
-            self.tally.handshake(c.obj.session_reused)
             c.send(mqtt_connect(mode))
             ack = c.recv_exactly(len(CONNACK))
             if ack != CONNACK:
@@ -224,6 +230,38 @@ class Load:
             if not c.got_close_notify:
                 raise Lost("no close_notify at the end")
             self.tally.checked(len(tail))
+            c.wait_tcp_eof(IO_TIMEOUT)
+        finally:
+            c.close()
+
+    def _pipelined(self, rnd, sessions, tag):
+        """Everything at once right after the handshake, while the daemon
+        may still be connecting to the backend: the CONNECT, publishes and
+        close_notify.  The CONNACK and every publish must come back, then
+        close_notify."""
+        publishes = b"".join(mqtt_publish(rnd) for _ in range(rnd.randint(1, 8)))
+        c, _ = self._open(rnd, sessions)
+        try:
+            # Read while sending: an echo that is not read stops the sender.
+            got = bytearray()
+            try:
+                c.pump([mqtt_connect("soak/echo/%s" % tag) + publishes], got.extend,
+                       timeout=3 * IO_TIMEOUT, close="notify")
+            except Exception as e:
+                if len(got) < len(CONNACK):
+                    raise NotEstablished("%s: %s" % (type(e).__name__, e))
+                raise
+            got = bytes(got)
+            want = CONNACK + publishes
+            if got != want[:len(got)]:
+                raise Corrupt("pipelined echo differs")
+            if len(got) < len(CONNACK):
+                raise NotEstablished("EOF after %d bytes of the CONNACK" % len(got))
+            if len(got) != len(want) or not c.got_close_notify:
+                raise Lost("%d of %d pipelined bytes echoed%s" % (
+                    len(got) - len(CONNACK), len(publishes),
+                    "" if c.got_close_notify else ", no close_notify"))
+            self.tally.checked(len(publishes))
             c.wait_tcp_eof(IO_TIMEOUT)
         finally:
             c.close()
