@@ -24,6 +24,7 @@ RELOAD_EVERY = (2.0, 5.0)       # seconds between SIGHUPs
 BURST_EVERY = (12.0, 25.0)      # seconds between fd-exhaustion bursts
 BURST_CONNS = 600               # connections a burst opens at most
 BURST_HOLD = 1.5                # seconds a burst holds them
+BURST_LOG_LINES = 20 * BURST_CONNS  # more in one burst is a daemon spinning on a socket
 EMFILE_RX = r"accept: (Too many open files|Too many open files in system)"
 
 
@@ -158,10 +159,14 @@ class ChaosThread:
 
     def _burst(self):
         """Connections, without a byte of TLS, until the daemon runs out of
-        descriptors; held, then reset."""
-        with self.soak.probe_lock:
-            mark = self.soak.daemon.mark()
+        descriptors; held, then reset.  A scrape is sent while they are
+        held: it must be answered after, and the daemon must not have
+        spun on its metrics socket (a flood of log lines)."""
+        soak = self.soak
+        with soak.probe_lock:
+            mark = soak.daemon.mark()
             socks = []
+            scrape = None
             self.chaos.burst += 1
             self._event("fd burst started")
             try:
@@ -169,18 +174,32 @@ class ChaosThread:
                     if self.stop.is_set():
                         break
                     try:
-                        s = socket.create_connection(("127.0.0.1", self.soak.ports["soak"]), timeout=1)
+                        s = socket.create_connection(("127.0.0.1", soak.ports["soak"]), timeout=1)
                     except OSError:
                         break
                     socks.append(s)
+                scrape = socket.create_connection(("127.0.0.1", soak.ports["metrics"]), timeout=5)
+                scrape.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
                 time.sleep(BURST_HOLD)
             finally:
                 for s in socks:
                     rst_close(s)
-                # The daemon closes its side of them as it notices.
-                time.sleep(0.5)
-                self.chaos.burst += 1
-                self._event("fd burst ended")
+            try:
+                answer = scrape.recv(64)
+            except OSError as e:
+                answer = repr(e).encode()
+            finally:
+                scrape.close()
+            # The daemon closes its side of them as it notices.
+            time.sleep(0.5)
+            self.chaos.burst += 1
+            self._event("fd burst ended")
             self.counts["bursts"] += 1
-            if self.soak.daemon.count_log(EMFILE_RX, since=mark):
+            if soak.daemon.count_log(EMFILE_RX, since=mark):
                 self.counts["bursts_emfile"] += 1
+            if not answer.startswith(b"HTTP/1.1 200") and not answer.startswith(b"HTTP/1.0 200"):
+                soak.failures.append("a scrape sent during an fd burst got %r" % answer[:40])
+            lines = soak.daemon.log_since(mark).count("\n")
+            if lines > BURST_LOG_LINES:
+                soak.failures.append("%d log lines in one fd burst (at most %d)"
+                                     % (lines, BURST_LOG_LINES))
