@@ -34,6 +34,8 @@ CLOSE_GRACE = 10        # seconds past handshake_timeout for the proxy to drop a
 # Behaviour: weight.
 KINDS = {"clean": 35, "pipelined": 8, "idle": 5, "creset": 8, "breset": 8, "bfin": 8,
          "slowloris": 4, "garbage": 6, "noread": 5}
+# Behaviours that never reach the backend: a backend restart excuses nothing.
+NO_BACKEND = ("slowloris", "garbage")
 
 
 def varint(n):
@@ -156,6 +158,8 @@ class Load:
     def _classify(self, kind, e0, b0, err):
         if isinstance(err, Corrupt):
             self.tally.fail(kind, str(err))
+        elif kind in NO_BACKEND:
+            self.tally.fail(kind, "%s: %s" % (type(err).__name__, err))
         elif e0 % 2 == 1 or self.chaos.epoch != e0:
             self.tally.outcome(kind, "cut by a backend restart")
         elif isinstance(err, NotEstablished) and (b0 % 2 == 1 or self.chaos.burst != b0):
