@@ -335,6 +335,8 @@ def main():
         p.error("--seconds must be at least %d" % SAMPLE_EVERY)
     # SIGTERM and Ctrl-C both unwind through the finally below and atexit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Even where SIGINT came ignored (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     soak = Soak(a)
