@@ -9,6 +9,11 @@
  * main thread owns (ticket fingerprints, reload results) are copied under
  * a mutex.  Label values are escaped although listener names and
  * fingerprints never need it.
+ *
+ * accept() failing for want of descriptors (EMFILE, ENFILE) pauses the
+ * listener for a moment: libevent's listener is level-triggered, and left
+ * alone it would wake again at once for the same connection, spinning a
+ * core and logging every failure.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +31,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include <openssl/crypto.h>
 
@@ -39,6 +45,7 @@
 
 #define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 #define HTTP_TIMEOUT	10	/* seconds for a scraper to send its request */
+#define ACCEPT_PAUSE_MS	100	/* the listener rests this long after accept() fails */
 #define MAX_HEADERS	8192
 
 struct metrics {
@@ -437,10 +444,40 @@ on_stop(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(m->base);
 }
 
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/* Runs on the metrics thread only, which alone touches last_log. */
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	static time_t last_log;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	time_t now = time(NULL);
+
+	if (now != last_log) {
+		last_log = now;
+		log_error("metrics: accept: %s: pausing for %d ms%s", evutil_socket_error_to_string(err),
+		    ACCEPT_PAUSE_MS, err == EMFILE || err == ENFILE ?
+		    " (raise LimitNOFILE or ulimit -n)" : "");
+	}
+	evconnlistener_disable(lev);
+	/* If the timer cannot be set, the listener stays off until the next
+	 * start: better than a core spent on accept(). */
+	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume,
+	    lev, &tv) != 0)
+		log_error("metrics: cannot schedule accepting again: scrapes stop until a restart");
+}
+
 struct metrics *
 metrics_new(const struct hostport *addr, struct listener **listeners, size_t n,
     char *why, size_t whylen)
 {
+	struct evhttp_bound_socket *bound;
 	struct metrics *m;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
@@ -465,11 +502,12 @@ metrics_new(const struct hostport *addr, struct listener **listeners, size_t n,
 	evhttp_set_max_headers_size(m->http, MAX_HEADERS);
 	evhttp_set_max_body_size(m->http, 0);
 	evhttp_set_gencb(m->http, on_request, m);
-	if (evhttp_accept_socket_with_handle(m->http, m->fd) == NULL) {
+	if ((bound = evhttp_accept_socket_with_handle(m->http, m->fd)) == NULL) {
 		snprintf(why, whylen, "cannot accept connections");
 		goto fail;
 	}
 	m->fd = -1;	/* evhttp closes it when freed */
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_accept_error);
 	return m;
 
 fail:

@@ -519,6 +519,45 @@ def _():
     d.check_alive()
 
 
+@case("EMFILE with a scrape waiting: the metrics thread pauses instead of spinning "
+      "and flooding the log, and answers once descriptors are free")
+def _():
+    backend = EchoBackend()
+    port, mport = free_port(), free_port()
+    d = Daemon(make_conf(listener_conf("mqtt", port, backend.port, handshake_timeout="30s"),
+                         extra='metrics = "127.0.0.1:%d";' % mport), nofile=40).start()
+    wait_scrape(mport)
+    socks = []
+
+    def close_all():
+        for s in socks:
+            s.close()
+        del socks[:]
+    defer(close_all)
+    for _ in range(60):
+        socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    wait_until(lambda: d.fds() >= 38, 10, "the daemon to reach its fd limit")
+    time.sleep(0.3)
+    mark = d.mark()
+    m = socket.create_connection(("127.0.0.1", mport), timeout=5)
+    defer(m.close)
+    m.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    cpu0 = d.cpu_seconds()
+    time.sleep(2)
+    cpu = d.cpu_seconds() - cpu0
+    lines = d.log_since(mark).splitlines()
+    diag("at the fd limit with a scrape waiting: %.2f s CPU in 2 s, %d log lines"
+         % (cpu, len(lines)))
+    check(cpu < 0.5, "busy loop on the metrics socket at EMFILE: %.2f s CPU in 2 s" % cpu)
+    check(len(lines) < 20, "%d log lines in 2 s at EMFILE, e.g. %r" % (len(lines), lines[-1]))
+    check_match(r"error: metrics: accept: Too many open files", "\n".join(lines), "the log")
+    close_all()
+    m.settimeout(5)
+    check_match(r"^HTTP/1\.[01] 200", m.recv(100).decode(errors="replace"),
+                "the waiting scrape's answer")
+    d.check_alive()
+
+
 @case("a metrics address that cannot be bound stops the start-up, naming the setting")
 def _():
     backend = EchoBackend()
