@@ -399,6 +399,7 @@ tl_tls_settings(struct settings *s, struct listener_settings *ls)
 	s->tickets.rotation_interval = 3600;
 	s->tickets.decrypt_grace = 43200;
 	s->tickets.session_lifetime = 43200;
+	s->tickets.max_session_age = 7 * 86400;
 	s->tickets.tls13_tickets = 1;
 	s->listeners = ls;
 	s->nlisteners = 1;
