@@ -10,9 +10,11 @@
  * decides identity (the certificate chosen by SNI) is hashed after the CAs,
  * under a new version byte, so that every old session stops resuming.
  *
- * OpenSSL compares the session ID context itself for TLS 1.2 session IDs
- * and tickets, but not for TLS 1.3 tickets; session_check() compares it for
- * every kind, so that each refusal is counted and logged the same way.
+ * OpenSSL 3.0 compares the session ID context itself for every kind
+ * (TLS 1.2 session IDs and tickets, TLS 1.3 stateless and stateful tickets:
+ * check_tls_ctx's test_policy_binding fails only on the counter without
+ * ours); session_check() compares it first, so that each refusal is counted
+ * and logged like the others.  So no fingerprint is carried in the ticket.
  */
 #define _GNU_SOURCE	/* timegm */
 #include <pthread.h>
