@@ -138,7 +138,7 @@ session_cache_unref(struct session_cache *sc)
 static int
 timed_out(SSL_SESSION *sess, int64_t now)
 {
-	return now >= (int64_t)SSL_SESSION_get_time(sess) + (int64_t)SSL_SESSION_get_timeout(sess);
+	return now >= session_time(sess) + (int64_t)SSL_SESSION_get_timeout(sess);
 }
 
 void

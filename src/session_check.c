@@ -186,7 +186,20 @@ session_lifetime_cap(int64_t start, int64_t timeout, int64_t auth_time, int64_t 
 		t = not_after - start;
 	if (auth_time + max_age - start < t)
 		t = auth_time + max_age - start;
-	return t > 0 ? t : 0;
+	/* At least a second: OpenSSL 3.0 fails a TLS 1.3 handshake (internal
+	 * error) whose new ticket has a timeout of 0.  Every resumption is
+	 * checked again, so that second never resumes what the rules refuse. */
+	return t > 1 ? t : 1;
+}
+
+int64_t
+session_time(const SSL_SESSION *sess)
+{
+#ifdef HAVE_SSL_SESSION_GET_TIME_EX
+	return (int64_t)SSL_SESSION_get_time_ex(sess);
+#else
+	return (int64_t)SSL_SESSION_get_time(sess);
+#endif
 }
 
 const char *
@@ -256,7 +269,7 @@ auth_time_of(const SSL_SESSION *sess)
 {
 	int64_t t;
 
-	return appdata_of(sess, &t) == 0 ? t : (int64_t)SSL_SESSION_get_time(sess);
+	return appdata_of(sess, &t) == 0 ? t : session_time(sess);
 }
 
 /* ${cert}'s notAfter as Unix time; 0 (long expired) if it cannot be read. */
@@ -338,7 +351,7 @@ void
 session_check_cap(SSL *ssl, SSL_SESSION *sess)
 {
 	const struct session_policy *p = NULL;
-	int64_t start = (int64_t)SSL_SESSION_get_time(sess);
+	int64_t start = session_time(sess);
 	int64_t timeout = (int64_t)SSL_SESSION_get_timeout(sess), capped;
 
 	if (ctx_index >= 0)

@@ -67,10 +67,13 @@ enum session_verdict session_verdict(int same_policy, int64_t auth_time, int64_t
 /**
  * session_lifetime_cap(start, timeout, auth_time, not_after, max_age): the
  * timeout of a session that began at ${start}, at most ${timeout}, ending
- * no later than ${not_after} or ${auth_time} + ${max_age}; never negative.
+ * no later than ${not_after} or ${auth_time} + ${max_age}; at least 1.
  */
 int64_t session_lifetime_cap(int64_t start, int64_t timeout, int64_t auth_time,
     int64_t not_after, int64_t max_age);
+
+/** session_time(sess): when ${sess} began, as Unix time. */
+int64_t session_time(const SSL_SESSION *sess);
 
 /** session_verdict_name(v): the reason's name in logs and metrics ("policy", ...). */
 const char *session_verdict_name(enum session_verdict v);

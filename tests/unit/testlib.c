@@ -446,6 +446,17 @@ tl_server_ctx_free(SSL_CTX *ctx, struct ticket_keys *tk)
 	ticket_keys_unref(tk);
 }
 
+void
+tl_session_set_time(SSL_SESSION *sess, int64_t t)
+{
+	/* OpenSSL 3.4 deprecated the form without _ex, which 3.0 lacks. */
+#ifdef HAVE_SSL_SESSION_SET_TIME_EX
+	ck_assert(SSL_SESSION_set_time_ex(sess, (time_t)t) != 0);
+#else
+	ck_assert(SSL_SESSION_set_time(sess, (long)t) != 0);
+#endif
+}
+
 static int
 count_session(SSL *ssl, SSL_SESSION *sess)
 {
