@@ -619,7 +619,7 @@ def _():
     def conf(**more):
         ls = dict(settings, **more)
         return make_conf(listener_conf("pp", port, backend.port, **ls),
-                         tickets=seed_file + ' max_session_age = "3s";')
+                         tickets=seed_file + ' max_session_age = "2s";')
 
     d = Daemon(conf()).start()
     sess_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS
@@ -655,7 +655,7 @@ def _():
     d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
     round_of(sessions, False, "after optional -> require")
     round_of(sessions, True, "resumed under require")
-    time.sleep(3.5)
+    time.sleep(3.5)     # whole seconds: at least 3 > 2 since the full handshake
     round_of(sessions, False, "past max_session_age")
     check_eq(d.count_log(r"pp: (ticket|session ID) not resumed \(policy\), client "
                          r"\"CN=device1\"", since=mark), 3, "policy refusals logged")
