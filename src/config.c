@@ -365,6 +365,8 @@ load_tickets(struct settings *s, struct config_get_group *root)
 	    &t->session_lifetime);
 	check_tickets(&g, s, moderc, rrc, drc, lrc);
 	config_get_int(&g, "tls13_tickets", 0, 16, 1, &t->tls13_tickets);
+	config_get_duration(&g, "max_session_age", 1, 366 * DAY, 7 * DAY,
+	    &t->max_session_age);
 	config_get_close(&g);
 }
 

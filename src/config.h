@@ -120,6 +120,7 @@ struct ticket_settings {
 	int64_t decrypt_grace;		/* seconds */
 	int64_t session_lifetime;	/* seconds */
 	int64_t tls13_tickets;		/* tickets after each full TLS 1.3 handshake */
+	int64_t max_session_age;	/* seconds since the full handshake a session may resume */
 	struct config_where where;
 };
 

@@ -108,6 +108,9 @@ static const struct labelled_counter failures[] = {
 	{ STAT_TICKET_REJECTED_UNKNOWN, "unknown_key" },
 	{ STAT_TICKET_REJECTED_EXPIRED, "expired" },
 	{ STAT_TICKET_REJECTED_MALFORMED, "malformed" },
+	{ STAT_TICKET_REJECTED_POLICY, "policy" },
+	{ STAT_TICKET_REJECTED_CERT_EXPIRED, "cert_expired" },
+	{ STAT_TICKET_REJECTED_TOO_OLD, "too_old" },
 }, directions[] = {
 	{ STAT_BYTES_CLIENT_TO_BACKEND, "client_to_backend" },
 	{ STAT_BYTES_BACKEND_TO_CLIENT, "backend_to_client" },
@@ -228,8 +231,9 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 	    "handshake_timeout, or the client closed first.");
 	write_per_listener(m, b, "tlsproxy_handshake_failures_total", "reason", failures,
 	    NELEM(failures));
-	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets offered "
-	    "but not accepted (the client got a full handshake), by reason.");
+	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets (and, "
+	    "for policy, cert_expired and too_old, session IDs) offered but not "
+	    "accepted (the client got a full handshake), by reason.");
 	for (j = 0; j < NELEM(rejections); j++)
 		evbuffer_add_printf(b, "tlsproxy_ticket_rejections_total{reason=\"%s\"} %llu\n",
 		    rejections[j].label,

@@ -266,7 +266,13 @@ server_reload(struct server *srv)
 	if (build_services(s, svcs, &tk, &errs) != 0)
 		goto refused;
 	for (size_t i = 0; i < s->nlisteners; i++) {
-		listener_set_service(find_listener(srv, s->listeners[i].name), svcs[i]);
+		struct listener *l = find_listener(srv, s->listeners[i].name);
+		struct service *old = listener_service(l);
+
+		/* TLS 1.2 session IDs go on resuming where the policy allows. */
+		tls_ctx_keep_sessions(svcs[i]->ctx, old->ctx);
+		service_unref(old);
+		listener_set_service(l, svcs[i]);
 		svcs[i] = NULL;	/* the listener owns it now */
 	}
 	if (s->workers != srv->settings->workers) {

@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "session_check.h"
 #include "stats.h"
 #include "ticket_keys.h"
 
@@ -428,7 +429,10 @@ ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CT
 	return 1;
 }
 
-/* Count why a ticket was not used; the answer itself is OpenSSL's default. */
+/*
+ * Count why a ticket was not used; the answer itself is OpenSSL's default,
+ * except for a ticket that decrypted but session_check() refuses.
+ */
 static SSL_TICKET_RETURN
 ticket_decrypted_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
     size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
@@ -453,9 +457,13 @@ ticket_decrypted_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
 		SSL_set_ex_data(ssl, ssl_index, NULL);
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	case SSL_TICKET_SUCCESS:
-		return SSL_TICKET_RETURN_USE;
 	case SSL_TICKET_SUCCESS_RENEW:
-		return SSL_TICKET_RETURN_USE_RENEW;
+		if (session_check(ssl, sess, (int64_t)time(NULL), "ticket") != SESSION_RESUME) {
+			SSL_set_ex_data(ssl, ssl_index, NULL);
+			return SSL_TICKET_RETURN_IGNORE_RENEW;
+		}
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE :
+		    SSL_TICKET_RETURN_USE_RENEW;
 	default:
 		return SSL_TICKET_RETURN_ABORT;
 	}
@@ -467,7 +475,8 @@ ticket_keys_install(struct ticket_keys *tk, SSL_CTX *ctx)
 	struct ticket_keys *old = SSL_CTX_get_ex_data(ctx, ctx_index);
 
 	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) != 1 ||
-	    SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_decrypted_cb, NULL) != 1)
+	    SSL_CTX_set_session_ticket_cb(ctx, session_ticket_generated, ticket_decrypted_cb,
+	    NULL) != 1)
 		return -1;
 	if (SSL_CTX_set_ex_data(ctx, ctx_index, ticket_keys_ref(tk)) != 1) {
 		ticket_keys_unref(tk);	/* the context did not take it */

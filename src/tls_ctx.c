@@ -4,7 +4,7 @@
  * Defaults: TLS 1.2 and 1.3 only, ECDHE key exchange with AEAD ciphers,
  * X25519 first, no compression, no renegotiation, no 0-RTT.  The session
  * cache is never flushed from inside a handshake (NO_AUTO_CLEAR); the
- * server expires it from a timer instead.
+ * server expires it from a timer instead, and a reload hands it on.
  */
 #include <string.h>
 #include <time.h>
@@ -12,11 +12,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "crl.h"
 #include "log.h"
+#include "session_cache.h"
+#include "session_check.h"
 #include "tls_ctx.h"
 
 #define DEFAULT_CIPHERS \
@@ -160,34 +161,27 @@ set_client_verification(SSL_CTX *ctx, const struct listener_settings *ls,
 }
 
 /*
- * Sessions from one listener must never resume on another, and every node
- * of a cluster must agree on the context for tickets to move between them:
- * so the context is a hash of the listener's name.
+ * Sessions from one listener must never resume on another, nor under a
+ * client-certificate policy other than the one they were authenticated
+ * under; every node of a cluster with the same configuration must agree on
+ * the context for tickets to move between them.  So the session ID context
+ * is the policy fingerprint (session_check.c), and the session cache is
+ * ours (session_cache.c), so that it can outlive a reload.
  */
 static int
 set_session_policy(SSL_CTX *ctx, const struct settings *s, const struct listener_settings *ls,
     struct ticket_keys *tk)
 {
-	unsigned char sid_ctx[SHA256_DIGEST_LENGTH];
-	EVP_MD_CTX *md;
-	unsigned int len = 0;
-	int ok;
-
-	md = EVP_MD_CTX_new();
-	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(md, "tlsproxy-listener:", 18) == 1 &&
-	    EVP_DigestUpdate(md, ls->name, strlen(ls->name)) == 1 &&
-	    EVP_DigestFinal_ex(md, sid_ctx, &len) == 1;
-	EVP_MD_CTX_free(md);
-	if (!ok || SSL_CTX_set_session_id_context(ctx, sid_ctx, SSL_MAX_SID_CTX_LENGTH) != 1)
+	if (session_check_install(ctx, s, ls) != 0)
 		return -1;
-
 	if (s->session_cache_size > 0) {
-		SSL_CTX_set_session_cache_mode(ctx,
-		    SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
-		SSL_CTX_sess_set_cache_size(ctx, (long)s->session_cache_size);
+		if (session_cache_install(ctx, (size_t)s->session_cache_size) != 0)
+			return -1;
 	} else
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Every ticket, stateless or stateful, carries its full handshake's time. */
+	if (SSL_CTX_set_session_ticket_cb(ctx, session_ticket_generated, NULL, NULL) != 1)
+		return -1;
 	/* A session's lifetime: how long a ticket, or a cache entry, resumes. */
 	SSL_CTX_set_timeout(ctx, (long)(s->tickets.mode == TICKETS_STATELESS ?
 	    s->tickets.session_lifetime : s->session_cache_timeout));
@@ -261,9 +255,14 @@ tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
 void
 tls_ctx_expire_sessions(SSL_CTX *ctx)
 {
-#ifdef HAVE_SSL_CTX_FLUSH_SESSIONS_EX
-	SSL_CTX_flush_sessions_ex(ctx, time(NULL));
-#else
-	SSL_CTX_flush_sessions(ctx, (long)time(NULL));
-#endif
+	struct session_cache *sc = session_cache_of(ctx);
+
+	if (sc != NULL)
+		session_cache_expire(sc, (int64_t)time(NULL));
+}
+
+void
+tls_ctx_keep_sessions(SSL_CTX *ctx, SSL_CTX *old)
+{
+	session_cache_adopt(ctx, old);
 }

@@ -22,4 +22,11 @@ SSL_CTX *tls_ctx_new(const struct settings *s, const struct listener_settings *l
 /** tls_ctx_expire_sessions(ctx): drop expired sessions from the ID cache. */
 void tls_ctx_expire_sessions(SSL_CTX *ctx);
 
+/**
+ * tls_ctx_keep_sessions(ctx, old): after a reload, ${ctx} resumes from
+ * ${old}'s session cache (bounded by ${ctx}'s session_cache.size); each
+ * session still has to pass ${ctx}'s policy.
+ */
+void tls_ctx_keep_sessions(SSL_CTX *ctx, SSL_CTX *old);
+
 #endif

@@ -344,7 +344,8 @@ def _():
     check_eq(sc.get("tlsproxy_backend_connect_seconds_bucket", listener="dead", le="+Inf"), 0,
              "connects timed on the dead listener")
     check_eq(dict((lb["reason"], v) for lb, v in sc.series("tlsproxy_ticket_rejections_total")),
-             {"unknown_key": 0, "expired": 0, "malformed": 0}, "ticket rejections")
+             {"unknown_key": 0, "expired": 0, "malformed": 0, "policy": 0,
+              "cert_expired": 0, "too_old": 0}, "ticket rejections")
 
     # Gauges.
     check_eq(sc.get("tlsproxy_max_connections", listener="mqtt"), 778, "max_connections mqtt")

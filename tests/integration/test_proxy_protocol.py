@@ -606,6 +606,61 @@ def _():
              "session-ID resumptions in the daemon's log")
 
 
+@case("v2 identity under the session rules: a resumption carries CN device1 with "
+      "CERT_SESS only; a session refused for policy (verify_client optional -> "
+      "require) or max_session_age gives a full handshake whose header has CERT_CONN "
+      "again; TLS 1.3 ticket, TLS 1.2 ticket, TLS 1.2 session ID")
+def _():
+    backend = ProxyBackend()
+    port = free_port()
+    seed_file = stateless()
+    settings = dict(proxy_protocol="v2", **mtls())
+
+    def conf(**more):
+        ls = dict(settings, **more)
+        return make_conf(listener_conf("pp", port, backend.port, **ls),
+                         tickets=seed_file + ' max_session_age = "2s";')
+
+    d = Daemon(conf()).start()
+    sess_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS
+    full_flags = sess_flags | PP2_CLIENT_CERT_CONN
+    kinds = (("TLS 1.3 ticket", TLS13, False), ("TLS 1.2 ticket", TLS12, False),
+             ("TLS 1.2 session ID", TLS12, True))
+
+    ctxs = {}
+    for label, version, no_ticket in kinds:
+        ctxs[label] = client_context(version, client_cert="client")
+        if no_ticket:
+            ctxs[label].options |= ssl.OP_NO_TICKET
+
+    def connect(label, sess):
+        c = TLSClient(port, ctx=ctxs[label], session=sess)
+        talk(c)
+        h, _ = backend.header()
+        return c, h
+
+    def round_of(sessions, want_reused, what):
+        for label, version, no_ticket in kinds:
+            c, h = connect(label, sessions.get(label))
+            check_eq(c.obj.session_reused, want_reused, "%s %s: resumed" % (what, label))
+            check_ssl(h, c, sess_flags if want_reused else full_flags, True, "device1")
+            sessions[label] = c.obj.session
+
+    sessions = {}
+    round_of(sessions, False, "first")
+    round_of(sessions, True, "again")
+    mark = d.mark()
+    d.write_conf(conf(verify_client="require"))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    round_of(sessions, False, "after optional -> require")
+    round_of(sessions, True, "resumed under require")
+    time.sleep(3.5)     # whole seconds: at least 3 > 2 since the full handshake
+    round_of(sessions, False, "past max_session_age")
+    check_eq(d.count_log(r"pp: (ticket|session ID) not resumed \(policy\), client "
+                         r"\"CN=device1\"", since=mark), 3, "policy refusals logged")
+
+
 @case("v2 AUTHORITY on resumed connections: the SNI the client sent "
       "(TLS 1.3 ticket, TLS 1.2 ticket, TLS 1.2 session ID)")
 def _():

@@ -95,6 +95,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(s->tickets.decrypt_grace, 12 * 3600);
 	ck_assert_int_eq(s->tickets.session_lifetime, 12 * 3600);
 	ck_assert_int_eq(s->tickets.tls13_tickets, 1);
+	ck_assert_int_eq(s->tickets.max_session_age, 7 * 86400);
 
 	/* The key defaults to the cert: a combined PEM. */
 	ck_assert_str_eq(l->key, l->cert);
@@ -134,7 +135,7 @@ START_TEST(test_every_setting)
 	    "  rotation_interval = \"45m\";\n"
 	    "  decrypt_grace = \"30d\";\n"			/* L10 */
 	    "  session_lifetime = \"7d\";\n"
-	    "  tls13_tickets = 0;\n"
+	    "  tls13_tickets = 0; max_session_age = \"36h\";\n"
 	    "};\n"
 	    "listeners = (\n"
 	    "  {\n"						/* L15 */
@@ -179,6 +180,7 @@ START_TEST(test_every_setting)
 	ck_assert_int_eq(s->tickets.decrypt_grace, 30 * 86400);
 	ck_assert_int_eq(s->tickets.session_lifetime, 7 * 86400);
 	ck_assert_int_eq(s->tickets.tls13_tickets, 0);
+	ck_assert_int_eq(s->tickets.max_session_age, 36 * 3600);
 	ck_assert_int_eq(s->tickets.where.line, 5);
 
 	ck_assert_uint_eq(s->nlisteners, 2);
@@ -605,6 +607,12 @@ START_TEST(test_out_of_range)
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\"; "
 	    "tls13_tickets = 17; };\n" LISTENERS, 1, "tickets.tls13_tickets: 17 "
 	    "is out of range (an integer from 0 to 16)");
+	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\"; "
+	    "max_session_age = \"367d\"; };\n" LISTENERS, 1,
+	    "tickets.max_session_age: \"367d\" is out of range (a duration from 1s to 366d");
+	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\"; "
+	    "max_session_age = 0; };\n" LISTENERS, 1,
+	    "tickets.max_session_age: 0 is out of range");
 	load_expect(TICKETS "listeners = ( {\n name = \"a\"; listen = "
 	    "\"127.0.0.1:1\"; backend = \"127.0.0.1:2\"; cert = "
 	    "\"@DIR@/cert.pem\";\n max_connections = 0; } );\n", 4,
@@ -681,7 +689,7 @@ START_TEST(test_unknown_settings)
 	    "  lifetime = 5; };\n" LISTENERS, 2, "tickets.lifetime: unknown "
 	    "setting (allowed: mode, seed, seed_file, previous_seed, "
 	    "previous_seed_file, rotation_interval, decrypt_grace, "
-	    "session_lifetime, tls13_tickets)");
+	    "session_lifetime, tls13_tickets, max_session_age)");
 	load_expect(TICKETS "listeners = ( " LISTENER("a", "127.0.0.1:1") ",\n"
 	    "{ name = \"b\"; listen = \"127.0.0.1:2\"; backend = \"x:1\";\n"
 	    "  cert = \"@DIR@/cert.pem\"; timeout = 5; } );\n", 4,

@@ -18,6 +18,9 @@
 #include <openssl/x509.h>
 
 #include "testlib.h"
+#include "../../src/session_cache.h"
+#include "../../src/session_check.h"
+#include "../../src/stats.h"
 #include "../../src/ticket_keys.h"
 #include "../../src/tls_ctx.h"
 
@@ -445,6 +448,15 @@ END_TEST
 
 /* ------------------------------------------------------------ sessions */
 
+/* How many sessions ${ctx}'s session ID cache holds. */
+static size_t
+cached(SSL_CTX *ctx)
+{
+	struct session_cache *sc = session_cache_of(ctx);
+
+	return sc != NULL ? session_cache_count(sc) : 0;
+}
+
 START_TEST(test_tickets_off)
 {
 	struct world w;
@@ -456,7 +468,7 @@ START_TEST(test_tickets_off)
 	ck_assert(!SSL_SESSION_has_ticket(r.session));
 	if (versions[_i] == TLS1_2_VERSION) {
 		/* Resumed by session ID, from the listener's cache. */
-		ck_assert_int_eq(SSL_CTX_sess_number(w.sctx), 1);
+		ck_assert_int_eq(cached(w.sctx), 1);
 		connect_ok(w.cctx, w.sctx, r.session, &r2, "resumption");
 		ck_assert(r2.client_reused && r2.server_reused);
 		ck_assert_int_eq(r2.match, TICKET_MATCH_NONE);
@@ -503,7 +515,7 @@ START_TEST(test_tickets_stateful)
 	connect_ok(w.cctx, w.sctx, NULL, &r, "first connection");
 	/* No TLS 1.2 ticket; TLS 1.3 tickets name an entry of the cache. */
 	ck_assert(SSL_SESSION_has_ticket(r.session) == (versions[_i] == TLS1_3_VERSION));
-	ck_assert_int_ge(SSL_CTX_sess_number(w.sctx), 1);
+	ck_assert_int_ge(cached(w.sctx), 1);
 	connect_ok(w.cctx, w.sctx, r.session, &r2, "resumption");
 	ck_assert(r2.client_reused && r2.server_reused);
 	/* Not by a seed-derived key. */
@@ -556,7 +568,7 @@ START_TEST(test_session_cache_off)
 	w.s.session_cache_size = 0;
 	world_build(&w);
 	connect_ok(w.cctx, w.sctx, NULL, &r, "first connection");
-	ck_assert_int_eq(SSL_CTX_sess_number(w.sctx), 0);
+	ck_assert_int_eq(cached(w.sctx), 0);
 	connect_ok(w.cctx, w.sctx, r.session, &r2, "offering the session");
 	ck_assert(!r2.client_reused && !r2.server_reused);
 	result_free(&r2);
@@ -575,18 +587,14 @@ START_TEST(test_expire_sessions)
 	world_build(&w);
 	connect_ok(w.cctx, w.sctx, NULL, &old, "first session");
 	connect_ok(w.cctx, w.sctx, NULL, &young, "second session");
-	ck_assert_int_eq(SSL_CTX_sess_number(w.sctx), 2);
+	ck_assert_int_eq(cached(w.sctx), 2);
 	/* Nothing has expired: nothing goes. */
 	tls_ctx_expire_sessions(w.sctx);
-	ck_assert_int_eq(SSL_CTX_sess_number(w.sctx), 2);
+	ck_assert_int_eq(cached(w.sctx), 2);
 	/* The first began longer ago than the timeout (no waiting: its start is moved). */
-#ifdef HAVE_SSL_SESSION_SET_TIME_EX
-	ck_assert(SSL_SESSION_set_time_ex(old.server_session, time(NULL) - 301) != 0);
-#else
-	ck_assert(SSL_SESSION_set_time(old.server_session, (long)time(NULL) - 301) != 0);
-#endif
+	tl_session_set_time(old.server_session, (int64_t)time(NULL) - 301);
 	tls_ctx_expire_sessions(w.sctx);
-	ck_assert_int_eq(SSL_CTX_sess_number(w.sctx), 1);
+	ck_assert_int_eq(cached(w.sctx), 1);
 	connect_ok(w.cctx, w.sctx, old.session, &r, "the expired session");
 	ck_assert(!r.server_reused);
 	result_free(&r);
@@ -629,6 +637,161 @@ START_TEST(test_sessions_stay_in_their_listener)
 }
 END_TEST
 
+/* ${cctx} presents the test device's certificate (CN=device1). */
+static void
+client_presents_cert(SSL_CTX *cctx)
+{
+	ck_assert(SSL_CTX_use_certificate(cctx, tl_cert(TL_CLIENT)) == 1);
+	ck_assert(SSL_CTX_use_PrivateKey(cctx, tl_key(TL_CLIENT)) == 1);
+}
+
+/*
+ * Sessions are bound to the listener's client-certificate policy: the same
+ * settings on another node (another context) resume, "optional" turned
+ * into "require" refuses, for TLS 1.2 and 1.3 tickets and TLS 1.2 session
+ * IDs (the cache handed on as a reload does).
+ */
+static const struct {
+	enum tickets_mode mode;
+	int version;
+} binding_cases[] = {
+	{ TICKETS_STATELESS, TLS1_2_VERSION }, { TICKETS_STATELESS, TLS1_3_VERSION },
+	{ TICKETS_OFF, TLS1_2_VERSION }, { TICKETS_STATEFUL, TLS1_3_VERSION },
+};
+#define NBINDING_CASES (int)(sizeof(binding_cases) / sizeof(binding_cases[0]))
+
+START_TEST(test_policy_binding)
+{
+	struct settings s;
+	struct listener_settings ls;
+	struct ticket_keys *tk, *tk2, *tk3;
+	SSL_CTX *a, *same, *strict, *cctx = tl_client_ctx(binding_cases[_i].version);
+	struct result r, r2;
+	uint64_t policy = stats_get(STAT_TICKET_REJECTED_POLICY);
+
+	client_presents_cert(cctx);
+	tl_tls_settings(&s, &ls);
+	s.tickets.mode = binding_cases[_i].mode;
+	ls.client_ca = (char *)tl_path("ca.pem");
+	ls.verify_client = VERIFY_CLIENT_OPTIONAL;
+	a = tl_server_ctx(&s, &ls, &tk);
+	same = tl_server_ctx(&s, &ls, &tk2);
+	ls.verify_client = VERIFY_CLIENT_REQUIRE;
+	strict = tl_server_ctx(&s, &ls, &tk3);
+	ck_assert_mem_ne(session_check_fingerprint(a), session_check_fingerprint(strict),
+	    SESSION_FINGERPRINT_LEN);
+	ck_assert_mem_eq(session_check_fingerprint(a), session_check_fingerprint(same),
+	    SESSION_FINGERPRINT_LEN);
+	/* Session IDs and stateful tickets live in a cache: hand it on. */
+	tls_ctx_keep_sessions(same, a);
+	tls_ctx_keep_sessions(strict, a);
+
+	connect_ok(cctx, a, NULL, &r, "first connection");
+	ck_assert_str_eq(r.peer_cn, "device1");
+	connect_ok(cctx, same, r.session, &r2, "the same policy");
+	ck_assert(r2.client_reused && r2.server_reused);
+	result_free(&r2);
+	ck_assert_uint_eq(stats_get(STAT_TICKET_REJECTED_POLICY), policy);
+	connect_ok(cctx, strict, r.session, &r2, "a stricter policy");
+	ck_assert(!r2.client_reused && !r2.server_reused);
+	ck_assert_str_eq(r2.peer_cn, "device1");	/* verified again */
+	ck_assert_uint_eq(stats_get(STAT_TICKET_REJECTED_POLICY), policy + 1);
+	result_free(&r2);
+	result_free(&r);
+	SSL_CTX_free(cctx);
+	tl_server_ctx_free(strict, tk3);
+	tl_server_ctx_free(same, tk2);
+	tl_server_ctx_free(a, tk);
+}
+END_TEST
+
+/* A reload that changes nothing of the policy keeps TLS 1.2 session IDs. */
+START_TEST(test_sessions_kept_across_reload)
+{
+	struct world w;
+	struct result r, r2;
+	SSL_CTX *fresh, *reloaded;
+	struct ticket_keys *tk2, *tk3;
+
+	world_start(&w, TICKETS_OFF, TLS1_2_VERSION);
+	world_build(&w);
+	connect_ok(w.cctx, w.sctx, NULL, &r, "first connection");
+	fresh = tl_server_ctx(&w.s, &w.ls, &tk2);
+	connect_ok(w.cctx, fresh, r.session, &r2, "a new context, its own cache");
+	ck_assert(!r2.server_reused);
+	result_free(&r2);
+	w.s.session_cache_size = 5;	/* a changed setting that is not policy */
+	reloaded = tl_server_ctx(&w.s, &w.ls, &tk3);
+	tls_ctx_keep_sessions(reloaded, w.sctx);
+	ck_assert_ptr_eq(session_cache_of(reloaded), session_cache_of(w.sctx));
+	connect_ok(w.cctx, reloaded, r.session, &r2, "after the reload");
+	ck_assert(r2.client_reused && r2.server_reused);
+	result_free(&r2);
+	result_free(&r);
+	tl_server_ctx_free(reloaded, tk3);
+	tl_server_ctx_free(fresh, tk2);
+	world_end(&w);
+}
+END_TEST
+
+/* max_session_age, from the session's start (a session ID's full handshake). */
+START_TEST(test_max_session_age_session_id)
+{
+	struct world w;
+	struct result r, r2;
+	uint64_t too_old = stats_get(STAT_TICKET_REJECTED_TOO_OLD);
+
+	world_start(&w, TICKETS_OFF, TLS1_2_VERSION);
+	w.s.session_cache_timeout = 3600;
+	w.s.tickets.max_session_age = 100;
+	world_build(&w);
+	connect_ok(w.cctx, w.sctx, NULL, &r, "first connection");
+	/* The cap: no session outlives max_session_age. */
+	ck_assert_int_le(SSL_SESSION_get_timeout(r.server_session), 100);
+	ck_assert(SSL_SESSION_set_timeout(r.server_session, 3600) == 1);
+	tl_session_set_time(r.server_session, (int64_t)time(NULL) - 99);
+	connect_ok(w.cctx, w.sctx, r.session, &r2, "99 s old");
+	ck_assert(r2.server_reused);
+	result_free(&r2);
+	tl_session_set_time(r.server_session, (int64_t)time(NULL) - 102);
+	connect_ok(w.cctx, w.sctx, r.session, &r2, "102 s old");
+	ck_assert(!r2.server_reused);
+	ck_assert_uint_eq(stats_get(STAT_TICKET_REJECTED_TOO_OLD), too_old + 1);
+	ck_assert_int_eq(cached(w.sctx), 1);	/* the refused one went, the new one came */
+	result_free(&r2);
+	result_free(&r);
+	world_end(&w);
+}
+END_TEST
+
+/* A session never outlives its client certificate (valid for a day here). */
+START_TEST(test_lifetime_capped_at_certificate)
+{
+	struct world w;
+	struct result r;
+	int day = 0, sec = 0;
+	int64_t left;
+
+	/* What is left of the test device's certificate. */
+	ck_assert(ASN1_TIME_diff(&day, &sec, NULL, X509_get0_notAfter(tl_cert(TL_CLIENT))) == 1);
+	left = (int64_t)day * 86400 + sec;
+	ck_assert_int_lt(left, 7 * 86400);
+
+	world_start(&w, TICKETS_STATELESS, versions[_i]);
+	client_presents_cert(w.cctx);
+	w.ls.client_ca = (char *)tl_path("ca.pem");
+	w.ls.verify_client = VERIFY_CLIENT_REQUIRE;
+	w.s.tickets.session_lifetime = 7 * 86400;
+	world_build(&w);
+	connect_ok(w.cctx, w.sctx, NULL, &r, "first connection");
+	ck_assert_int_le(SSL_SESSION_get_timeout(r.server_session), left);
+	ck_assert_int_gt(SSL_SESSION_get_timeout(r.server_session), left - 60);
+	ck_assert_uint_le(SSL_SESSION_get_ticket_lifetime_hint(r.session), (unsigned long)left);
+	result_free(&r);
+	world_end(&w);
+}
+END_TEST
+
 static Suite *
 tls_ctx_suite(void)
 {
@@ -658,6 +821,10 @@ tls_ctx_suite(void)
 	tcase_add_test(tc, test_session_cache_off);
 	tcase_add_test(tc, test_expire_sessions);
 	tcase_add_loop_test(tc, test_sessions_stay_in_their_listener, 0, 2);
+	tcase_add_loop_test(tc, test_policy_binding, 0, NBINDING_CASES);
+	tcase_add_test(tc, test_sessions_kept_across_reload);
+	tcase_add_test(tc, test_max_session_age_session_id);
+	tcase_add_loop_test(tc, test_lifetime_capped_at_certificate, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

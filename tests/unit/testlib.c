@@ -399,6 +399,7 @@ tl_tls_settings(struct settings *s, struct listener_settings *ls)
 	s->tickets.rotation_interval = 3600;
 	s->tickets.decrypt_grace = 43200;
 	s->tickets.session_lifetime = 43200;
+	s->tickets.max_session_age = 7 * 86400;
 	s->tickets.tls13_tickets = 1;
 	s->listeners = ls;
 	s->nlisteners = 1;
@@ -444,6 +445,17 @@ tl_server_ctx_free(SSL_CTX *ctx, struct ticket_keys *tk)
 {
 	SSL_CTX_free(ctx);
 	ticket_keys_unref(tk);
+}
+
+void
+tl_session_set_time(SSL_SESSION *sess, int64_t t)
+{
+	/* OpenSSL 3.4 deprecated the form without _ex, which 3.0 lacks. */
+#ifdef HAVE_SSL_SESSION_SET_TIME_EX
+	ck_assert(SSL_SESSION_set_time_ex(sess, (time_t)t) != 0);
+#else
+	ck_assert(SSL_SESSION_set_time(sess, (long)t) != 0);
+#endif
 }
 
 static int

@@ -192,6 +192,9 @@ SSL_CTX *tl_server_ctx(struct settings *s, struct listener_settings *ls,
  */
 void tl_server_ctx_free(SSL_CTX *ctx, struct ticket_keys *tk);
 
+/** tl_session_set_time(sess, t): move ${sess}'s start to Unix time ${t}. */
+void tl_session_set_time(SSL_SESSION *sess, int64_t t);
+
 /**
  * tl_client_ctx(version): a client context for ${version} only
  * (TLS1_2_VERSION, TLS1_3_VERSION; 0 for both) that does not verify the
