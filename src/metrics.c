@@ -111,6 +111,7 @@ static const struct labelled_counter failures[] = {
 	{ STAT_TICKET_REJECTED_POLICY, "policy" },
 	{ STAT_TICKET_REJECTED_CERT_EXPIRED, "cert_expired" },
 	{ STAT_TICKET_REJECTED_TOO_OLD, "too_old" },
+	{ STAT_TICKET_REJECTED_REVOKED, "revoked" },
 }, directions[] = {
 	{ STAT_BYTES_CLIENT_TO_BACKEND, "client_to_backend" },
 	{ STAT_BYTES_BACKEND_TO_CLIENT, "backend_to_client" },

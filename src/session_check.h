@@ -22,15 +22,16 @@
 #define SESSION_APPDATA_LEN 9		/* version, be64 time of the full handshake */
 
 /*
- * What session_check() decided.  A new reason (the CRL check's "revoked")
- * goes before SESSION_VERDICT_MAX, with its counter in stats.h and its
- * entry in session_check.c's table.
+ * What session_check() decided.  A new reason goes before
+ * SESSION_VERDICT_MAX, with its counter in stats.h and its entry in
+ * session_check.c's table.
  */
 enum session_verdict {
 	SESSION_RESUME = 0,
 	SESSION_REFUSED_POLICY,		/* made under another listener policy */
 	SESSION_REFUSED_CERT_EXPIRED,	/* the client certificate's notAfter has passed */
 	SESSION_REFUSED_TOO_OLD,	/* its full handshake is older than max_session_age */
+	SESSION_REFUSED_REVOKED,	/* the client certificate is on a CRL now loaded */
 	SESSION_VERDICT_MAX
 };
 

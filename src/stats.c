@@ -59,6 +59,7 @@ static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_TICKET_REJECTED_POLICY] = "ticket_rejected_policy",
 	[STAT_TICKET_REJECTED_CERT_EXPIRED] = "ticket_rejected_cert_expired",
 	[STAT_TICKET_REJECTED_TOO_OLD] = "ticket_rejected_too_old",
+	[STAT_TICKET_REJECTED_REVOKED] = "ticket_rejected_revoked",
 	[STAT_HANDSHAKE_FAILED] = "handshake_failed",
 	[STAT_HANDSHAKE_REVOKED] = "handshake_revoked",
 	[STAT_HANDSHAKE_TIMEOUT] = "handshake_timeout",

@@ -29,11 +29,11 @@ enum stat_counter {
 	STAT_TICKET_REJECTED_UNKNOWN,	/* no key of ours has that name */
 	STAT_TICKET_REJECTED_EXPIRED,	/* our key, past its grace period */
 	STAT_TICKET_REJECTED_MALFORMED,	/* bad MAC, truncated or undecodable */
-	/* Tickets and session IDs that session_check() refused (its reasons;
-	 * the CRL check's "revoked" comes next). */
+	/* Tickets and session IDs that session_check() refused (its reasons). */
 	STAT_TICKET_REJECTED_POLICY,	/* made under another listener policy */
 	STAT_TICKET_REJECTED_CERT_EXPIRED,	/* the client certificate has expired */
 	STAT_TICKET_REJECTED_TOO_OLD,	/* full handshake older than max_session_age */
+	STAT_TICKET_REJECTED_REVOKED,	/* the client certificate is on a CRL now loaded */
 	STAT_HANDSHAKE_FAILED,		/* a TLS error: garbage, no shared cipher, ... */
 	STAT_HANDSHAKE_REVOKED,		/* a client certificate revoked by a CRL */
 	STAT_HANDSHAKE_TIMEOUT,

@@ -118,7 +118,7 @@ class DeviceCA:
         return c
 
 
-def setup(tag, crl_check=None, metrics=False, extra=""):
+def setup(tag, crl_check=None, metrics=False, extra="", tickets='mode = "off";'):
     """A CA with devices good and bad (bad revoked in the CRL), a daemon
     that requires their certificates and checks that CRL; ${extra} goes
     into the config as it is."""
@@ -135,7 +135,7 @@ def setup(tag, crl_check=None, metrics=False, extra=""):
 
     def conf(**over):
         s = dict(settings, **over)
-        return make_conf(listener_conf("devs", port, backend.port, **s),
+        return make_conf(listener_conf("devs", port, backend.port, **s), tickets=tickets,
                          extra=extra + ('metrics = "127.0.0.1:%d";' % mport if mport else ""))
 
     d = Daemon(conf()).start()
@@ -267,6 +267,54 @@ def _():
         refused(ca, port, version, "bad", backend)
         works(ca, port, version, "good")
     open_conn.roundtrip(b"after the reload")
+
+
+@case("a device revoked after its full handshake does not resume: a reload with a new "
+      "CRL refuses its TLS 1.3 and TLS 1.2 tickets (revoked, logged, counted), and the full "
+      "handshake that follows is refused; a good device still resumes")
+def _():
+    ca, serials, d, port, backend, conf, _ = setup(
+        "resume", tickets='mode = "stateless"; seed = "crl-resume-seed-0123456789abcdef";')
+    serials["later"] = ca.issue("later")
+    ctxs, sessions = {}, {}
+    for dev in ("later", "good"):
+        for version in (TLS13, TLS12):
+            ctx = ctxs[dev, version] = ca.ctx(version, dev)
+            c = TLSClient(port, version, ctx=ctx)
+            c.roundtrip(b"full handshake")
+            sessions[dev, version] = c.obj.session
+            c.close()
+            r = TLSClient(port, version, ctx=ctx, session=sessions[dev, version])
+            r.roundtrip(b"resumed before")
+            check(r.obj.session_reused, "%s %s not resumed before the reload" % (dev, version))
+            sessions[dev, version] = r.obj.session
+            r.close()
+    ca.revoke("later")
+    ca.crl(ca.path("devices.crl"))
+    mark = reload(d, conf())
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    before = d.counters()[0]
+    for version in (TLS13, TLS12):
+        n = backend.count()
+        try:
+            c = TLSClient(port, version, ctx=ctxs["later", version],
+                          session=sessions["later", version], timeout=5)
+            check(not c.obj.session_reused, "a revoked device resumed (%s)" % version)
+            c.send(b"must not arrive")
+            check_eq(c.recv(), b"", "data after a revoked device's resumption")
+        except (ssl.SSLError, ConnectionError):
+            pass
+        time.sleep(0.2)
+        check_eq(backend.count(), n, "backend connections of a revoked device")
+        g = TLSClient(port, version, ctx=ctxs["good", version], session=sessions["good", version])
+        g.roundtrip(b"resumed after")
+        check(g.obj.session_reused, "a good device did not resume (%s)" % version)
+        g.close()
+    d.wait_log(r"devs: ticket not resumed \(revoked\), client \"CN=later\", serial %s"
+               % serials["later"], 5, since=mark)
+    after = d.counters()[0]
+    check_eq(after["ticket_rejected_revoked"] - before.get("ticket_rejected_revoked", 0), 2,
+             "tickets refused as revoked")
 
 
 @case("a broken CRL file: -t reports FILE:LINE: crl, and SIGHUP is refused with the "

@@ -345,7 +345,7 @@ def _():
              "connects timed on the dead listener")
     check_eq(dict((lb["reason"], v) for lb, v in sc.series("tlsproxy_ticket_rejections_total")),
              {"unknown_key": 0, "expired": 0, "malformed": 0, "policy": 0,
-              "cert_expired": 0, "too_old": 0}, "ticket rejections")
+              "cert_expired": 0, "too_old": 0, "revoked": 0}, "ticket rejections")
 
     # Gauges.
     check_eq(sc.get("tlsproxy_max_connections", listener="mqtt"), 778, "max_connections mqtt")
