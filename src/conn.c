@@ -23,9 +23,9 @@
  *
  * One timer serves whichever timeout applies to the current state, and
  * also carries a pacer's news that a waiting connection's turn came, and
- * the handshake pool's that a step is done: both run on other threads, and the timer is the one event of
- * a connection that is never re-assigned, so activating it from there is
- * safe.  Every way out goes through conn_free(), which releases everything
+ * the handshake pool's that a step is done: both come from other threads,
+ * and the timer is the one event of a connection that is never
+ * re-assigned, so activating it from there is safe.  Every way out goes through conn_free(), which releases everything
  * the connection holds: socket, SSL, backend, events, its place in a
  * queue, its slot in the listener's count and its reference to the
  * service.
@@ -82,7 +82,7 @@ struct conn {
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
 	SSL *ssl;
 	struct backend_connect *connecting;
-	struct offloaded_step *offloaded;	/* while OFFLOAD_QUEUED */
+	struct offloaded_step *offloaded;	/* while the pool has its step */
 	union {
 		struct pacer_wait wait;	/* while waiting_in a pacer's queue */
 		struct relay relay;	/* valid in CONN_RELAYING */
@@ -103,14 +103,14 @@ struct conn {
 /*
  * full_handshake_priority = "low": the step of a full handshake that does
  * its key exchange and signature runs on env->handshakes.  WANTED: the
- * certificate callback suspended the handshake for it; QUEUED: handed to
- * the pool, the connection's events quiet; RAN: the certificate callback
- * lets the handshake go on, wherever it runs.
+ * certificate callback suspended the handshake for it; RAN: the
+ * certificate callback lets the handshake go on, wherever it runs.  While
+ * the pool has the step, ${offloaded} holds it and the connection's
+ * events are quiet.
  */
 enum {
 	OFFLOAD_NONE,
 	OFFLOAD_WANTED,
-	OFFLOAD_QUEUED,
 	OFFLOAD_RAN,
 };
 
@@ -742,7 +742,6 @@ offload_step(struct conn *c)
 	s->job.done = offloaded_step_done;
 	s->conn = c;
 	c->offloaded = s;
-	c->offload = OFFLOAD_QUEUED;
 	handshake_pool_submit(c->env->handshakes, &s->job);
 }
 
@@ -763,12 +762,10 @@ offloaded_step_check(struct conn *c)
 	case HANDSHAKE_JOB_DONE:
 		break;
 	default:		/* still queued at handshake_timeout: withdrawn */
-		c->offload = OFFLOAD_RAN;
 		c->offloaded = NULL;
 		free(s);
 		return 1;
 	}
-	c->offload = OFFLOAD_RAN;
 	c->offloaded = NULL;
 	/* A timeout that crossed the news leaves the news pending: drop it. */
 	event_del(&c->timer);
@@ -917,7 +914,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	time_t idle;
 
-	if (c->offload == OFFLOAD_QUEUED && offloaded_step_check(c) == 0)
+	if (c->offloaded != NULL && offloaded_step_check(c) == 0)
 		return;
 	if (c->waiting_in != NULL) {
 		if (pacer_cancel(c->waiting_in, &c->wait) == 0)
@@ -972,7 +969,7 @@ conn_free(struct conn *c)
 	if (c->waiting_in != NULL && pacer_cancel(c->waiting_in, &c->wait) == 0)
 		pacer_return(c->waiting_in);	/* a turn it will not use: the next's */
 	/* Likewise out of the pool first; at shutdown, a running step is waited for. */
-	if (c->offload == OFFLOAD_QUEUED) {
+	if (c->offloaded != NULL) {
 		handshake_pool_cancel(c->env->handshakes, &c->offloaded->job);
 		free(c->offloaded);
 	}
