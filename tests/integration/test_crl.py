@@ -6,7 +6,10 @@ openssl s_client), logged with its subject and serial and counted as
 `revoked`; a reload with a new CRL revokes without a restart; a broken CRL
 is refused by -t and by SIGHUP (the old CRLs stay); a CRL past its
 nextUpdate still revokes, is logged once per load and shows in the
-metrics."""
+metrics.  On resumption: tickets and TLS 1.2 session IDs of a device
+revoked by a reload do not resume, while a good device's still do; and
+across two nodes with one seed, a ticket from the node whose CRL does not
+list the device does not resume on the node whose CRL does."""
 
 import calendar
 import os
@@ -308,6 +311,119 @@ def _():
     after = d.counters()[0]
     check_eq(after["ticket_rejected_revoked"] - before.get("ticket_rejected_revoked", 0), 2,
              "tickets refused as revoked")
+
+
+def session_id_revoked(tag, tickets):
+    """A TLS 1.2 session ID made, the device revoked by a reload with a new
+    CRL: its session ID does not resume (reason revoked, logged, counted)
+    and the full handshake that follows is refused; a good device's session
+    ID, made before the same reload, still resumes (the cache is kept)."""
+    ca, serials, d, port, backend, conf, mport = setup(tag, metrics=True, tickets=tickets)
+    serials["later"] = ca.issue("later")
+    ctxs, sessions = {}, {}
+    for dev in ("later", "good"):
+        ctx = ctxs[dev] = ca.ctx(TLS12, dev)
+        # A client that sends no ticket extension resumes by session ID only.
+        ctx.options |= ssl.OP_NO_TICKET
+        c = TLSClient(port, TLS12, ctx=ctx)
+        c.roundtrip(b"full handshake")
+        check(not c.obj.session.has_ticket, "%s: the server issued a ticket" % dev)
+        check(len(c.obj.session.id) > 0, "%s: no session ID" % dev)
+        sessions[dev] = c.obj.session
+        c.close()
+        r = TLSClient(port, TLS12, ctx=ctx, session=sessions[dev])
+        r.roundtrip(b"resumed before")
+        check(r.obj.session_reused, "%s: session ID not resumed before the reload" % dev)
+        r.close()
+    ca.revoke("later")
+    ca.crl(ca.path("devices.crl"))
+    mark = reload(d, conf())
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    body = scrape(mport)
+    revoked = metric(body, "tlsproxy_ticket_rejections_total", reason="revoked")
+    failed = metric(body, "tlsproxy_handshake_failures_total", listener="devs", reason="revoked")
+    refused(ca, port, TLS12, "later", backend, ctx=ctxs["later"], session=sessions["later"])
+    g = TLSClient(port, TLS12, ctx=ctxs["good"], session=sessions["good"])
+    g.roundtrip(b"resumed after the reload")
+    check(g.obj.session_reused, "a good device's session ID did not resume after the reload")
+    g.close()
+    d.wait_log(r"devs: session ID not resumed \(revoked\), client \"CN=later\", serial %s; "
+               r"full handshake" % serials["later"], 5, since=mark)
+    body = scrape(mport)
+    check_eq(metric(body, "tlsproxy_ticket_rejections_total", reason="revoked") - revoked, 1.0,
+             "session IDs refused as revoked")
+    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
+                    reason="revoked") - failed, 1.0, "full handshakes refused as revoked")
+
+
+@case('tickets mode "off": a device revoked after its full handshake does not resume its '
+      "TLS 1.2 session ID after a reload with a new CRL; a good device's session ID still "
+      "resumes")
+def _():
+    session_id_revoked("sid-off", 'mode = "off";')
+
+
+@case("a client that sends no ticket extension (stateless tickets on the server): its "
+      "revoked session ID does not resume after a reload; a good one still does")
+def _():
+    session_id_revoked("sid-noticket",
+                       'mode = "stateless"; seed = "crl-session-id-seed-0123456789ab";')
+
+
+@case("two nodes with one seed, the device revoked in node B's CRL only: its tickets from "
+      "node A (TLS 1.3 and TLS 1.2) do not resume on B (revoked, logged, counted) and the "
+      "full handshake there is refused; they still resume on A; a good device's resume on both")
+def _():
+    ca = DeviceCA("nodes-ca")
+    serials = {dev: ca.issue(dev) for dev in ("good", "later")}
+    crl_a = ca.crl(ca.path("a.crl"))
+    ca.revoke("later")
+    crl_b = ca.crl(ca.path("b.crl"))
+    backend = EchoBackend()
+    tickets = 'mode = "stateless"; seed = "crl-two-nodes-seed-0123456789abcd";'
+    nodes = {}
+    for name, crl in (("A", crl_a), ("B", crl_b)):
+        port, mport = free_port(), free_port()
+        d = Daemon(make_conf(listener_conf("devs", port, backend.port, client_ca=ca.pem,
+                                           verify_client="require", crl=crl),
+                             tickets=tickets, extra='metrics = "127.0.0.1:%d";' % mport),
+                   name="node" + name).start()
+        nodes[name] = (d, port, mport)
+    (a, port_a, mport_a), (b, port_b, mport_b) = nodes["A"], nodes["B"]
+    mark = b.mark()
+    for version in (TLS13, TLS12):
+        sessions = {}
+        for dev in ("good", "later"):
+            ctx = ca.ctx(version, dev)
+            c = TLSClient(port_a, version, ctx=ctx)
+            c.roundtrip(b"full handshake on A")
+            check(c.obj.session.has_ticket, "%s %s: no ticket from A" % (dev, version))
+            sessions[dev] = (ctx, c.obj.session)
+            c.close()
+        ctx, sess = sessions["good"]
+        g = TLSClient(port_b, version, ctx=ctx, session=sess)
+        g.roundtrip(b"A's ticket on B")
+        check(g.obj.session_reused, "a good device's ticket from A did not resume on B (%s)"
+              % version)
+        g.close()
+        ctx, sess = sessions["later"]
+        refused(ca, port_b, version, "later", backend, ctx=ctx, session=sess)
+        r = TLSClient(port_a, version, ctx=ctx, session=sess)
+        r.roundtrip(b"A's ticket on A")
+        check(r.obj.session_reused, "the device's ticket did not resume on A, whose CRL does "
+              "not list it (%s)" % version)
+        r.close()
+    b.wait_log(r"devs: ticket not resumed \(revoked\), client \"CN=later\", serial %s"
+               % serials["later"], 5, since=mark)
+    body_a, body_b = scrape(mport_a), scrape(mport_b)
+    check_eq(metric(body_b, "tlsproxy_ticket_rejections_total", reason="revoked"), 2.0,
+             "B's tickets refused as revoked")
+    check_eq(metric(body_b, "tlsproxy_handshake_failures_total", listener="devs",
+                    reason="revoked"), 2.0, "B's full handshakes refused as revoked")
+    check_eq(metric(body_a, "tlsproxy_ticket_rejections_total", reason="revoked"), 0.0,
+             "A's tickets refused as revoked")
+    check_eq(metric(body_a, "tlsproxy_handshake_failures_total", listener="devs",
+                    reason="revoked"), 0.0, "A's full handshakes refused as revoked")
 
 
 @case("a broken CRL file: -t reports FILE:LINE: crl, and SIGHUP is refused with the "
