@@ -18,14 +18,13 @@ import signal
 import ssl
 import sys
 import time
-import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
 from tplib import (OPENSSL, TLS12, TLS13, TLSClient, Daemon, EchoBackend, case,  # noqa: E402
                    cert, check, check_eq, client_context, free_port, listener_conf,
-                   make_conf, run, tmpdir, tmpfile)
+                   make_conf, metric_value, run, scrape_metrics, tmpdir, tmpfile)
 
 CA_CONF = """[ ca ]
 default_ca = devices
@@ -200,20 +199,6 @@ def reload(d, conf):
     return mark
 
 
-def scrape(mport):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
-        return r.read().decode()
-
-
-def metric(body, name, **labels):
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in body.splitlines():
-        m = re.match(r"^%s\{([^}]*)\} (\S+)$" % re.escape(name), line)
-        if m and ",".join(sorted(m.group(1).split(","))) == want:
-            return float(m.group(2))
-    return None
-
-
 def check_t(conf_text, want):
     """tlsproxy -t on ${conf_text}: exit 78 and an error matching ${want}."""
     path = tmpfile("check-%d.conf" % time.monotonic_ns(), conf_text)
@@ -236,11 +221,11 @@ def _():
         d.wait_log(revoked_line(serials), 5, since=mark)
         time.sleep(0.2)
         check_eq(backend.count(), n, "backend connections of the revoked s_client")
-    body = scrape(mport)
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked"), 4.0, "revoked failures in the metrics")
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="error"), 0.0, "other failures in the metrics")
+    body = scrape_metrics(mport)
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 4.0, "revoked failures in the metrics")
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="error"), 0.0, "other failures in the metrics")
     check_eq(d.count_log(r"revoked by the CRL"), 4, "log lines of revoked devices")
 
 
@@ -339,9 +324,10 @@ def session_id_revoked(tag, tickets):
     ca.crl(ca.path("devices.crl"))
     mark = reload(d, conf())
     d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
-    body = scrape(mport)
-    revoked = metric(body, "tlsproxy_ticket_rejections_total", reason="revoked")
-    failed = metric(body, "tlsproxy_handshake_failures_total", listener="devs", reason="revoked")
+    body = scrape_metrics(mport)
+    revoked = metric_value(body, "tlsproxy_ticket_rejections_total", reason="revoked")
+    failed = metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked")
     refused(ca, port, TLS12, "later", backend, ctx=ctxs["later"], session=sessions["later"])
     g = TLSClient(port, TLS12, ctx=ctxs["good"], session=sessions["good"])
     g.roundtrip(b"resumed after the reload")
@@ -349,11 +335,11 @@ def session_id_revoked(tag, tickets):
     g.close()
     d.wait_log(r"devs: session ID not resumed \(revoked\), client \"CN=later\", serial %s; "
                r"full handshake" % serials["later"], 5, since=mark)
-    body = scrape(mport)
-    check_eq(metric(body, "tlsproxy_ticket_rejections_total", reason="revoked") - revoked, 1.0,
-             "session IDs refused as revoked")
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked") - failed, 1.0, "full handshakes refused as revoked")
+    body = scrape_metrics(mport)
+    check_eq(metric_value(body, "tlsproxy_ticket_rejections_total", reason="revoked") - revoked,
+             1.0, "session IDs refused as revoked")
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked") - failed, 1.0, "full handshakes refused as revoked")
 
 
 @case('tickets mode "off": a device revoked after its full handshake does not resume its '
@@ -415,15 +401,15 @@ def _():
         r.close()
     b.wait_log(r"devs: ticket not resumed \(revoked\), client \"CN=later\", serial %s"
                % serials["later"], 5, since=mark)
-    body_a, body_b = scrape(mport_a), scrape(mport_b)
-    check_eq(metric(body_b, "tlsproxy_ticket_rejections_total", reason="revoked"), 2.0,
+    body_a, body_b = scrape_metrics(mport_a), scrape_metrics(mport_b)
+    check_eq(metric_value(body_b, "tlsproxy_ticket_rejections_total", reason="revoked"), 2.0,
              "B's tickets refused as revoked")
-    check_eq(metric(body_b, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked"), 2.0, "B's full handshakes refused as revoked")
-    check_eq(metric(body_a, "tlsproxy_ticket_rejections_total", reason="revoked"), 0.0,
+    check_eq(metric_value(body_b, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 2.0, "B's full handshakes refused as revoked")
+    check_eq(metric_value(body_a, "tlsproxy_ticket_rejections_total", reason="revoked"), 0.0,
              "A's tickets refused as revoked")
-    check_eq(metric(body_a, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked"), 0.0, "A's full handshakes refused as revoked")
+    check_eq(metric_value(body_a, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 0.0, "A's full handshakes refused as revoked")
 
 
 @case("a broken CRL file: -t reports FILE:LINE: crl, and SIGHUP is refused with the "
@@ -488,11 +474,11 @@ def _():
         works(ca, port, version, "good")
         refused(ca, port, version, "bad", backend)
     check_eq(len(re.findall(warn, d.log_since(mark))), 1, "expired-CRL warnings in one load")
-    body = scrape(mport)
-    check_eq(metric(body, "tlsproxy_crl_next_update_timestamp_seconds", listener="devs"),
+    body = scrape_metrics(mport)
+    check_eq(metric_value(body, "tlsproxy_crl_next_update_timestamp_seconds", listener="devs"),
              float(nxt), "the metric's nextUpdate")
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked"), 4.0, "revoked failures")
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 4.0, "revoked failures")
     # Another load warns again, once; a fresh CRL silences it.
     mark = reload(d, conf(crl=expired))
     works(ca, port, TLS13, "good")
@@ -503,7 +489,8 @@ def _():
     works(ca, port, TLS13, "good")
     refused(ca, port, TLS13, "bad", backend)
     check("past its nextUpdate" not in d.log_since(mark), "a fresh CRL logged as expired")
-    got = metric(scrape(mport), "tlsproxy_crl_next_update_timestamp_seconds", listener="devs")
+    got = metric_value(scrape_metrics(mport), "tlsproxy_crl_next_update_timestamp_seconds",
+                       listener="devs")
     check(got is not None and now + 86400 - 60 <= got <= time.time() + 86400 + 60,
           "the metric after a fresh CRL: %r" % got)
 
