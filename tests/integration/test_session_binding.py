@@ -235,7 +235,8 @@ def short_lived_client(name, seconds):
     os.makedirs(d, exist_ok=True)
     open(os.path.join(d, "index.txt"), "w").close()
     with open(os.path.join(d, "serial"), "w") as f:
-        f.write("%X\n" % (0x1000 + int(time.time()) % 0x10000))
+        # openssl ca reads an even number of hex digits only.
+        f.write("%s\n" % os.urandom(8).hex().upper())
     cnf = tmpfile(name + "-ca.cnf", """
 [ ca ]
 default_ca = this
