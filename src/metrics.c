@@ -233,7 +233,7 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 	write_per_listener(m, b, "tlsproxy_handshake_failures_total", "reason", failures,
 	    NELEM(failures));
 	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets (and, "
-	    "for policy, cert_expired and too_old, session IDs) offered but not "
+	    "for policy, cert_expired, too_old and revoked, session IDs) offered but not "
 	    "accepted (the client got a full handshake), by reason.");
 	for (j = 0; j < NELEM(rejections); j++)
 		evbuffer_add_printf(b, "tlsproxy_ticket_rejections_total{reason=\"%s\"} %llu\n",
