@@ -298,27 +298,33 @@ def _():
              "tickets refused as revoked")
 
 
-def session_id_revoked(tag, tickets):
-    """A TLS 1.2 session ID made, the device revoked by a reload with a new
-    CRL: its session ID does not resume (reason revoked, logged, counted)
-    and the full handshake that follows is refused; a good device's session
-    ID, made before the same reload, still resumes (the cache is kept)."""
+def cached_session_revoked(tag, tickets, version=TLS12, via="session ID"):
+    """A session the server caches (a TLS 1.2 session ID, or a TLS 1.3
+    stateful ticket that names a cache entry), the device revoked by a
+    reload with a new CRL: its session does not resume (reason revoked,
+    logged, counted) and the full handshake that follows is refused; a good
+    device's session, made before the same reload, still resumes (the
+    cache is kept)."""
     ca, serials, d, port, backend, conf, mport = setup(tag, metrics=True, tickets=tickets)
     serials["later"] = ca.issue("later")
     ctxs, sessions = {}, {}
     for dev in ("later", "good"):
-        ctx = ctxs[dev] = ca.ctx(TLS12, dev)
-        # A client that sends no ticket extension resumes by session ID only.
-        ctx.options |= ssl.OP_NO_TICKET
-        c = TLSClient(port, TLS12, ctx=ctx)
+        ctx = ctxs[dev] = ca.ctx(version, dev)
+        if version == TLS12:
+            # A client that sends no ticket extension resumes by session ID only.
+            ctx.options |= ssl.OP_NO_TICKET
+        c = TLSClient(port, version, ctx=ctx)
         c.roundtrip(b"full handshake")
-        check(not c.obj.session.has_ticket, "%s: the server issued a ticket" % dev)
-        check(len(c.obj.session.id) > 0, "%s: no session ID" % dev)
+        if version == TLS12:
+            check(not c.obj.session.has_ticket, "%s: the server issued a ticket" % dev)
+            check(len(c.obj.session.id) > 0, "%s: no session ID" % dev)
+        else:
+            check(c.obj.session.has_ticket, "%s: no TLS 1.3 ticket" % dev)
         sessions[dev] = c.obj.session
         c.close()
-        r = TLSClient(port, TLS12, ctx=ctx, session=sessions[dev])
+        r = TLSClient(port, version, ctx=ctx, session=sessions[dev])
         r.roundtrip(b"resumed before")
-        check(r.obj.session_reused, "%s: session ID not resumed before the reload" % dev)
+        check(r.obj.session_reused, "%s: %s not resumed before the reload" % (dev, via))
         r.close()
     ca.revoke("later")
     ca.crl(ca.path("devices.crl"))
@@ -328,16 +334,16 @@ def session_id_revoked(tag, tickets):
     revoked = metric_value(body, "tlsproxy_ticket_rejections_total", reason="revoked")
     failed = metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
                           reason="revoked")
-    refused(ca, port, TLS12, "later", backend, ctx=ctxs["later"], session=sessions["later"])
-    g = TLSClient(port, TLS12, ctx=ctxs["good"], session=sessions["good"])
+    refused(ca, port, version, "later", backend, ctx=ctxs["later"], session=sessions["later"])
+    g = TLSClient(port, version, ctx=ctxs["good"], session=sessions["good"])
     g.roundtrip(b"resumed after the reload")
-    check(g.obj.session_reused, "a good device's session ID did not resume after the reload")
+    check(g.obj.session_reused, "a good device's %s did not resume after the reload" % via)
     g.close()
-    d.wait_log(r"devs: session ID not resumed \(revoked\), client \"CN=later\", serial %s; "
-               r"full handshake" % serials["later"], 5, since=mark)
+    d.wait_log(r"devs: %s not resumed \(revoked\), client \"CN=later\", serial %s; "
+               r"full handshake" % (via, serials["later"]), 5, since=mark)
     body = scrape_metrics(mport)
     check_eq(metric_value(body, "tlsproxy_ticket_rejections_total", reason="revoked") - revoked,
-             1.0, "session IDs refused as revoked")
+             1.0, "%ss refused as revoked" % via)
     check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
                           reason="revoked") - failed, 1.0, "full handshakes refused as revoked")
 
@@ -346,14 +352,20 @@ def session_id_revoked(tag, tickets):
       "TLS 1.2 session ID after a reload with a new CRL; a good device's session ID still "
       "resumes")
 def _():
-    session_id_revoked("sid-off", 'mode = "off";')
+    cached_session_revoked("sid-off", 'mode = "off";')
 
 
 @case("a client that sends no ticket extension (stateless tickets on the server): its "
       "revoked session ID does not resume after a reload; a good one still does")
 def _():
-    session_id_revoked("sid-noticket",
-                       'mode = "stateless"; seed = "crl-session-id-seed-0123456789ab";')
+    cached_session_revoked("sid-noticket",
+                           'mode = "stateless"; seed = "crl-session-id-seed-0123456789ab";')
+
+
+@case('tickets mode "stateful": a revoked device\'s TLS 1.3 ticket, which names a cache '
+      "entry, does not resume after a reload; a good one still does")
+def _():
+    cached_session_revoked("stateful13", 'mode = "stateful";', TLS13, "stateful ticket")
 
 
 @case("two nodes with one seed, the device revoked in node B's CRL only: its tickets from "
