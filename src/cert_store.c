@@ -243,6 +243,22 @@ warn_if_expiring(const struct certificate_settings *c, X509 *cert, int64_t now)
 		    when);
 }
 
+/*
+ * A name the certificate is not valid for is served, as the operator
+ * asked, but clients that check the name will refuse it: say so.
+ */
+static void
+warn_if_not_covered(const struct certificate_settings *c, X509 *cert)
+{
+	size_t i;
+
+	for (i = 0; i < c->nnames; i++)
+		if (X509_check_host(cert, c->names[i], 0, 0, NULL) != 1)
+			log_warning("%s:%d: names: the certificate %s is not valid for \"%s\"; "
+			    "clients that check the server name will refuse it",
+			    c->names_where.file, c->names_where.line, c->cert, c->names[i]);
+}
+
 static int
 load_entry(struct cert_entry *e, const struct listener_settings *ls, size_t i, int64_t now,
     struct config_errors *errs)
@@ -256,15 +272,22 @@ load_entry(struct cert_entry *e, const struct listener_settings *ls, size_t i, i
 		if (config_strings_copy(c->names, c->nnames, &e->names) != 0)
 			return -1;
 		e->nnames = c->nnames;
+		warn_if_not_covered(c, e->cert);
 		return 0;
 	}
 	return san_dns_names(e->cert, &e->names, &e->nnames);
 }
 
+/* Do ${a} and ${b} serve a name in common (the first in ${*name}), or both none? */
 static int
 shares_name(const struct cert_entry *a, const struct cert_entry *b, const char **name)
 {
 	size_t i, j;
+
+	if (a->nnames == 0 && b->nnames == 0) {
+		*name = NULL;
+		return 1;
+	}
 
 	for (i = 0; i < a->nnames; i++)
 		for (j = 0; j < b->nnames; j++)
@@ -297,8 +320,9 @@ check_conflicts(const struct cert_store *cs, const struct listener_settings *ls,
 			w = &ls->certificates[i].where;
 			config_errors_add(errs, ls->certificates[j].where.file,
 			    ls->certificates[j].where.line, "certificates",
-			    "entry %zu serves \"%s\" with a %s key, as entry %zu at %s:%d does "
-			    "(one certificate per name and key type)", j, name,
+			    "entry %zu serves %s%s%s with a %s key, as entry %zu at %s:%d does "
+			    "(one certificate per name and key type)", j, name ? "\"" : "",
+			    name ? name : "no server name", name ? "\"" : "",
 			    EVP_PKEY_get0_type_name(cs->entries[j].key), i,
 			    w->file ? w->file : "?", w->line);
 			rc = -1;
