@@ -221,13 +221,16 @@ done:
 static void
 warn_if_expiring(const struct certificate_settings *c, X509 *cert, int64_t now)
 {
-	int days = 0, secs = 0;
-	time_t t = (time_t)now;
+	ASN1_TIME *at_now = ASN1_TIME_set(NULL, (time_t)now);
+	int days = 0, secs = 0, ok;
 	char when[64] = "?";
 	BIO *b;
 	int n;
 
-	if (ASN1_TIME_diff(&days, &secs, X509_time_adj(NULL, 0, &t), X509_get0_notAfter(cert)) != 1)
+	ok = at_now != NULL &&
+	    ASN1_TIME_diff(&days, &secs, at_now, X509_get0_notAfter(cert)) == 1;
+	ASN1_TIME_free(at_now);
+	if (!ok)
 		return;
 	if ((b = BIO_new(BIO_s_mem())) != NULL &&
 	    ASN1_TIME_print(b, X509_get0_notAfter(cert)) == 1 &&
