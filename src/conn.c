@@ -164,6 +164,17 @@ conn_route(const struct conn *c)
 	return c->route >= 0 ? &c->service->settings.routes[c->route] : &c->service->backend;
 }
 
+/* " (routes[1] backend 10.0.0.2:8080)" when ${c} took a route, else "". */
+static const char *
+route_text(const struct conn *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (c->route >= 0)
+		snprintf(buf, len, " (routes[%d] backend %s:%u)", c->route,
+		    conn_route(c)->backend.host, conn_route(c)->backend.port);
+	return buf;
+}
+
 /* The queue of ${c}'s backend connects: its route's or the listener's. */
 static struct pacer *
 conn_backend_pacer(const struct conn *c)
@@ -312,16 +323,17 @@ static void
 log_queue_full(struct conn *c, int handshake)
 {
 	const struct listener_settings *ls = &c->service->settings;
+	char route[64 + ADDR_HOST_MAX];
 
 	if (handshake)
 		log_info("%s %s: full handshake refused: it could not begin within half of "
 		    "handshake_timeout (%llds) at full_handshake_rate (%lld/s)", ls->name,
 		    c->peer, (long long)ls->handshake_timeout, (long long)ls->full_handshake_rate);
 	else
-		log_warning("%s %s: backend %s:%u: connect refused: it could not begin within "
-		    "half of connect_timeout (%llds) at backend_connect_rate (%lld/s)", ls->name,
-		    c->peer, conn_route(c)->backend.host, conn_route(c)->backend.port,
-		    (long long)ls->connect_timeout, (long long)conn_route(c)->backend_connect_rate);
+		log_warning("%s %s: backend connect refused: it could not begin within half of "
+		    "connect_timeout (%llds) at backend_connect_rate (%lld/s)%s", ls->name, c->peer,
+		    (long long)ls->connect_timeout, (long long)conn_route(c)->backend_connect_rate,
+		    route_text(c, route, sizeof(route)));
 	if (handshake)
 		conn_count(c, STAT_FULL_DROPPED, 1);
 	else
@@ -970,6 +982,7 @@ static void
 waited_out(struct conn *c)
 {
 	const struct listener_settings *ls = &c->service->settings;
+	char route[64 + ADDR_HOST_MAX];
 
 	c->waiting_in = NULL;
 	if (c->state == CONN_HANDSHAKE) {
@@ -978,12 +991,12 @@ waited_out(struct conn *c)
 		    (long long)ls->handshake_timeout, (long long)ls->full_handshake_rate);
 		conn_count(c, STAT_FULL_DROPPED, 1);
 	} else {
-		log_warning("%s %s: backend %s:%u: connect not begun within connect_timeout "
-		    "(%llds): backend_connect_rate (%lld/s) or backend_max_connecting (%lld) "
-		    "reached; closed", ls->name, c->peer, conn_route(c)->backend.host,
-		    conn_route(c)->backend.port, (long long)ls->connect_timeout,
+		log_warning("%s %s: backend connect not begun within connect_timeout (%llds): "
+		    "backend_connect_rate (%lld/s) or backend_max_connecting (%lld) reached; "
+		    "closed%s", ls->name, c->peer, (long long)ls->connect_timeout,
 		    (long long)conn_route(c)->backend_connect_rate,
-		    (long long)conn_route(c)->backend_max_connecting);
+		    (long long)conn_route(c)->backend_max_connecting,
+		    route_text(c, route, sizeof(route)));
 		conn_count_backend(c, STAT_BACKEND_DROPPED);
 		SSL_shutdown(c->ssl);
 	}
