@@ -221,13 +221,20 @@ done:
 static void
 warn_if_expiring(const struct certificate_settings *c, X509 *cert, int64_t now)
 {
-	int days = 0, secs = 0;
+	int days = 0, secs = 0, diffed;
 	time_t t = (time_t)now;
 	char when[64] = "?";
+	ASN1_TIME *at;
 	BIO *b;
 	int n;
 
-	if (ASN1_TIME_diff(&days, &secs, X509_time_adj(NULL, 0, &t), X509_get0_notAfter(cert)) != 1)
+	/* X509_time_adj(NULL, ...) allocates the time: freed here, or every
+	 * load of the certificate (each reload) would leak it. */
+	if ((at = X509_time_adj(NULL, 0, &t)) == NULL)
+		return;
+	diffed = ASN1_TIME_diff(&days, &secs, at, X509_get0_notAfter(cert));
+	ASN1_TIME_free(at);
+	if (diffed != 1)
 		return;
 	if ((b = BIO_new(BIO_s_mem())) != NULL &&
 	    ASN1_TIME_print(b, X509_get0_notAfter(cert)) == 1 &&
