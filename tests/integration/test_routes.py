@@ -180,6 +180,14 @@ def _():
                "the client's bytes after the header")
     check_eq(goes(d.port, "default", ["x-http"]), "x-http", "negotiated")
     check_eq(bytes(default.conns[0].received), b"ping", "the listener's backend got no header")
+    # The addresses too: the client's, and the listener's (the route's own header).
+    ctx = client_context()
+    ctx.set_alpn_protocols(["mqtt"])
+    c = TLSClient(d.port, ctx=ctx)
+    c.roundtrip(b"addresses")
+    h, _ = capture.header(1)
+    check_eq((h["src"], h["sport"], h["dst"], h["dport"]),
+             c.sock.getsockname()[:2] + ("127.0.0.1", d.port), "addresses in the header")
 
 
 @case("HAProxy accept-proxy reads the route's PROXY v2 header with the ALPN TLV: the "
