@@ -82,7 +82,9 @@ struct conn {
 	unsigned char refused;		/* admit_full_handshake() refused it: logged */
 	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
 	unsigned char offload;		/* OFFLOAD_*: the full handshake's step on the pool */
-	int route;			/* index in settings.routes; -1: the listener's backend */
+	/* Index in settings.routes (at most 1000 of them, config_routes.c);
+	 * -1: the listener's backend.  16 bits fit a hole: no byte more. */
+	int16_t route;
 	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
 	SSL *ssl;
@@ -531,7 +533,7 @@ choose_route(struct conn *c, char *buf, size_t len)
 		stats_counter_add(c->service->alpn_counts[i], 1);
 	else
 		conn_count(c, STAT_HANDSHAKE_NO_ALPN, 1);
-	c->route = route_match(ls->routes, ls->nroutes, proto, protolen,
+	c->route = (int16_t)route_match(ls->routes, ls->nroutes, proto, protolen,
 	    SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
 	buf[0] = '\0';
 	/* The protocol is one of ours: printable ASCII, checked by config. */

@@ -5,7 +5,11 @@
  * nothing matching gives -1; the routes come from a real configuration.
  * A route is the same across a reload by its backend; a gate's pacer
  * takes the route's limits, and its counters stay out of the totals.
+ * A listener has at most 1000 routes.
  */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -150,6 +154,41 @@ START_TEST(test_gate)
 }
 END_TEST
 
+/* A listener with ${n} routes, good but for their number; free() it. */
+static char *
+many_routes(int n)
+{
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, TICKETS "listeners = ( { name = \"l\"; listen = \"127.0.0.1:8883\"; "
+	    "backend = \"127.0.0.1:1883\"; cert = \"@DIR@/cert.pem\";\n"
+	    "alpn = [ \"mqtt\" ];\nroutes = (");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s{ alpn = \"mqtt\"; backend = \"127.0.0.1:%d\"; }", i ? ", " : "",
+		    2000 + i);
+	fprintf(f, " ); } );\n");
+	ck_assert_int_eq(fclose(f), 0);
+	return text;
+}
+
+START_TEST(test_at_most_1000)
+{
+	struct config_errors errs = { 0 };
+	char *text = many_routes(1001);
+
+	tl_load_fail(text, &errs);
+	tl_assert_error(&errs, 4, "listeners[0].routes: 1001 routes (at most 1000)");
+	config_errors_clear(&errs);
+	free(text);
+	text = many_routes(1000);
+	settings_free(tl_load_ok(text));
+	free(text);
+}
+END_TEST
+
 static Suite *
 route_suite(void)
 {
@@ -161,6 +200,7 @@ route_suite(void)
 	tcase_add_test(tc, test_no_match);
 	tcase_add_test(tc, test_same_across_reload);
 	tcase_add_test(tc, test_gate);
+	tcase_add_test(tc, test_at_most_1000);
 	suite_add_tcase(s, tc);
 	return s;
 }
