@@ -15,6 +15,7 @@
 
 #define ALPN_MAX_LEN	255	/* one length byte on the wire */
 #define RATE_MAX	1000000
+#define ROUTES_MAX	1000	/* a connection keeps its route's index in 16 bits */
 
 static const char *
 check_alpn(const char *proto)
@@ -144,6 +145,12 @@ config_load_routes(struct config_get_group *g, struct listener_settings *l)
 		    "remove it)");
 	if ((rc = config_get_group_list(g, "routes", routes_allowed, &n)) != 0)
 		return;
+	if (n > ROUTES_MAX) {
+		config_get_report(g, config_get_member(g, "routes"),
+		    config_get_name(g, "routes", full, sizeof(full)), "%zu routes (at most %d)",
+		    n, ROUTES_MAX);
+		return;
+	}
 	if ((l->routes = calloc(n, sizeof(*l->routes))) == NULL) {
 		config_get_report(g, config_get_member(g, "routes"), "routes", "out of memory");
 		return;

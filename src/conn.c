@@ -12,9 +12,12 @@
  *                 that key exchange and signature then runs on the
  *                 handshake pool's low-priority threads, the socket still
  *                 unwatched, and comes back here when done.
- *   CONNECTING -> over backend_connect_rate or backend_max_connecting,
- *                 first a turn in the listener's backend queue
- *                 (connect_timeout); then the backend connect
+ *   CONNECTING -> the first of the listener's routes that matches the
+ *                 protocol negotiated and the server name (route.h) says
+ *                 which backend, PROXY header and pacing apply; none:
+ *                 the listener's own.  Over backend_connect_rate or
+ *                 backend_max_connecting, first a turn in that backend
+ *                 queue (connect_timeout); then the backend connect
  *                 (connect_timeout).  The client is not read meanwhile,
  *                 so its data waits in the kernel.  Its event stays armed,
  *                 and is disarmed only if it fires: the relay arms it
@@ -54,6 +57,7 @@
 #include "proxy_tls.h"
 #include "log.h"
 #include "relay.h"
+#include "route.h"
 #include "service.h"
 #include "sockbio.h"
 #include "stats.h"
@@ -78,6 +82,9 @@ struct conn {
 	unsigned char refused;		/* admit_full_handshake() refused it: logged */
 	unsigned char backend_slot;	/* counts in backend_max_connecting until connected */
 	unsigned char offload;		/* OFFLOAD_*: the full handshake's step on the pool */
+	/* Index in settings.routes (at most 1000 of them, config_routes.c);
+	 * -1: the listener's backend.  16 bits fit a hole: no byte more. */
+	int16_t route;
 	struct pacer *waiting_in;	/* the pacer whose queue holds ${wait}, or NULL */
 	struct sockbio_state sock;	/* the client socket, and what its BIO knows */
 	SSL *ssl;
@@ -150,6 +157,50 @@ static void
 conn_count(struct conn *c, enum stat_counter counter, uint64_t n)
 {
 	stats_count(listener_stats(c->listener), counter, n);
+}
+
+/* The backend, PROXY protocol and pacing of ${c}: its route's or the listener's. */
+static const struct route_settings *
+conn_route(const struct conn *c)
+{
+	return c->route >= 0 ? &c->service->settings.routes[c->route] : &c->service->backend;
+}
+
+/* " (routes[1] backend 10.0.0.2:8080)" when ${c} took a route, else "". */
+static const char *
+route_text(const struct conn *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (c->route >= 0)
+		snprintf(buf, len, " (routes[%d] backend %s:%u)", c->route,
+		    conn_route(c)->backend.host, conn_route(c)->backend.port);
+	return buf;
+}
+
+/* The queue of ${c}'s backend connects: its route's or the listener's. */
+static struct pacer *
+conn_backend_pacer(const struct conn *c)
+{
+	return c->route >= 0 ? route_gate_pacer(c->service->gates[c->route]) :
+	    listener_backend_pacer(c->listener);
+}
+
+/* Count ${counter}, of ${c}'s backend, for the listener and the route taken. */
+static void
+conn_count_backend(struct conn *c, enum stat_counter counter)
+{
+	conn_count(c, counter, 1);
+	if (c->route >= 0)
+		stats_count(route_gate_stats(c->service->gates[c->route]), counter, 1);
+}
+
+/* Time ${timing}, of ${c}'s backend, for the listener and the route taken. */
+static void
+conn_time_backend(struct conn *c, enum stat_timing timing, uint64_t usec)
+{
+	stats_time(listener_stats(c->listener), timing, usec);
+	if (c->route >= 0)
+		stats_time(route_gate_stats(c->service->gates[c->route]), timing, usec);
 }
 
 /* Add the bytes relayed since the last call to the listener's counters. */
@@ -274,6 +325,7 @@ static void
 log_queue_full(struct conn *c, int handshake)
 {
 	const struct listener_settings *ls = &c->service->settings;
+	char route[64 + ADDR_HOST_MAX];
 
 	if (handshake)
 		log_info("%s %s: full handshake refused: it could not begin within half of "
@@ -281,9 +333,13 @@ log_queue_full(struct conn *c, int handshake)
 		    c->peer, (long long)ls->handshake_timeout, (long long)ls->full_handshake_rate);
 	else
 		log_warning("%s %s: backend connect refused: it could not begin within half of "
-		    "connect_timeout (%llds) at backend_connect_rate (%lld/s)", ls->name,
-		    c->peer, (long long)ls->connect_timeout, (long long)ls->backend_connect_rate);
-	conn_count(c, handshake ? STAT_FULL_DROPPED : STAT_BACKEND_DROPPED, 1);
+		    "connect_timeout (%llds) at backend_connect_rate (%lld/s)%s", ls->name, c->peer,
+		    (long long)ls->connect_timeout, (long long)conn_route(c)->backend_connect_rate,
+		    route_text(c, route, sizeof(route)));
+	if (handshake)
+		conn_count(c, STAT_FULL_DROPPED, 1);
+	else
+		conn_count_backend(c, STAT_BACKEND_DROPPED);
 }
 
 /*
@@ -393,8 +449,8 @@ handshake_kind(SSL *ssl, const char **kind)
 static int
 queue_proxy_header(struct conn *c)
 {
-	int n = proxy_tls_header(c->service->settings.proxy_protocol,
-	    c->service->settings.proxy_protocol_client_cert, c->ssl, c->sock.fd,
+	int n = proxy_tls_header(conn_route(c)->proxy_protocol,
+	    conn_route(c)->proxy_protocol_client_cert, c->ssl, c->sock.fd,
 	    (struct sockaddr *)c->peer_addr, c->env->scratch, c->env->scratch_len);
 
 	if (n < 0)
@@ -411,25 +467,23 @@ on_backend_connected(int fd, const char *why, void *arg)
 	c->connecting = NULL;
 	if (c->backend_slot) {
 		c->backend_slot = 0;
-		pacer_leave(listener_backend_pacer(c->listener));
+		pacer_leave(conn_backend_pacer(c));
 	}
 	if (fd < 0) {
-		snprintf(backend, sizeof(backend), "%s:%u",
-		    c->service->settings.backend.host, c->service->settings.backend.port);
+		snprintf(backend, sizeof(backend), "%s:%u", conn_route(c)->backend.host,
+		    conn_route(c)->backend.port);
 		log_warning("%s %s: backend %s: %s", c->service->settings.name, c->peer, backend,
 		    why);
-		conn_count(c, STAT_BACKEND_FAILED, 1);
+		conn_count_backend(c, STAT_BACKEND_FAILED);
 		/* A clean close: the client learns the session is over. */
 		SSL_shutdown(c->ssl);
 		conn_free(c);
 		return;
 	}
-	stats_time(listener_stats(c->listener), STAT_TIME_BACKEND_CONNECT,
-	    now_usec() - c->connect_started);
+	conn_time_backend(c, STAT_TIME_BACKEND_CONNECT, now_usec() - c->connect_started);
 	c->state = CONN_RELAYING;
 	relay_init(&c->relay, c->ssl, fd);
-	if (c->service->settings.proxy_protocol != PROXY_PROTOCOL_OFF &&
-	    queue_proxy_header(c) != 0) {
+	if (conn_route(c)->proxy_protocol != PROXY_PROTOCOL_OFF && queue_proxy_header(c) != 0) {
 		log_warning("%s %s: cannot build the PROXY protocol header",
 		    c->service->settings.name, c->peer);
 		SSL_shutdown(c->ssl);
@@ -460,18 +514,52 @@ client_left_silently(struct conn *c)
 	return ioctl(c->sock.fd, FIONREAD, &queued) == 0 && queued == 0;
 }
 
+/*
+ * Count the protocol ALPN chose, pick ${c}'s route by it and the server
+ * name, and say both in ${buf}: ", alpn mqtt, routes[1] backend 10.0.0.2:1883",
+ * each part only when there is one.
+ */
+static void
+choose_route(struct conn *c, char *buf, size_t len)
+{
+	const struct listener_settings *ls = &c->service->settings;
+	const unsigned char *proto;
+	unsigned protolen;
+	size_t n;
+	int i;
+
+	SSL_get0_alpn_selected(c->ssl, &proto, &protolen);
+	if ((i = service_alpn_index(c->service, proto, protolen)) >= 0)
+		stats_counter_add(c->service->alpn_counts[i], 1);
+	else
+		conn_count(c, STAT_HANDSHAKE_NO_ALPN, 1);
+	c->route = (int16_t)route_match(ls->routes, ls->nroutes, proto, protolen,
+	    SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
+	buf[0] = '\0';
+	/* The protocol is one of ours: printable ASCII, checked by config. */
+	if (i >= 0)
+		snprintf(buf, len, ", alpn %s", ls->alpn[i]);
+	if (c->route < 0)
+		return;
+	stats_count(route_gate_stats(c->service->gates[c->route]), STAT_CONN_ACCEPTED, 1);
+	n = strlen(buf);
+	snprintf(buf + n, len - n, ", routes[%d] backend %s:%u", c->route,
+	    conn_route(c)->backend.host, conn_route(c)->backend.port);
+}
+
 static void
 handshake_done(struct conn *c)
 {
-	char subject[256];
+	char subject[256], route[320 + ADDR_HOST_MAX];	/* a 255-byte protocol too */
 	const char *kind;
 	struct pacer *p;
 
 	conn_count(c, handshake_kind(c->ssl, &kind), 1);
 	client_subject(c->ssl, subject, sizeof(subject));
-	log_info("%s %s: %s %s %s%s%s%s", c->service->settings.name, c->peer,
+	choose_route(c, route, sizeof(route));
+	log_info("%s %s: %s %s %s%s%s%s%s", c->service->settings.name, c->peer,
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), kind,
-	    subject[0] ? ", client \"" : "", subject, subject[0] ? "\"" : "");
+	    subject[0] ? ", client \"" : "", subject, subject[0] ? "\"" : "", route);
 
 	c->state = CONN_CONNECTING;
 	/*
@@ -489,13 +577,13 @@ handshake_done(struct conn *c)
 	}
 	/* The tickets (TLS 1.3) or the server's Finished (TLS 1.2) need not
 	 * wait for the backend.  The client's event stays as it is (above). */
-	p = listener_backend_pacer(c->listener);
+	p = conn_backend_pacer(c);
 	if (pacer_limited(p)) {
 		/* The timer first: once queued, the turn may come at any time. */
 		conn_set_timer(c, c->service->settings.connect_timeout);
 		switch (conn_enter(c, p, c->service->settings.connect_timeout)) {
 		case PACER_WAIT:
-			conn_count(c, STAT_BACKEND_DEFERRED, 1);
+			conn_count_backend(c, STAT_BACKEND_DEFERRED);
 			if (sockbio_flush(&c->sock) == 0)
 				conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 			return;
@@ -520,7 +608,7 @@ backend_connect(struct conn *c)
 	conn_set_timer(c, c->service->settings.connect_timeout);
 	c->connect_started = now_usec();
 	c->connecting = backend_connect_start(c->env->base, c->env->dns,
-	    &c->service->settings.backend, on_backend_connected, c, &backend_fd);
+	    &conn_route(c)->backend, on_backend_connected, c, &backend_fd);
 	if (backend_fd >= 0) {
 		/* A backend on this host: relay now, and the client's first
 		 * answer leaves together with the session tickets. */
@@ -530,7 +618,7 @@ backend_connect(struct conn *c)
 	if (c->connecting == NULL) {
 		log_warning("%s %s: cannot start the backend connect", c->service->settings.name,
 		    c->peer);
-		conn_count(c, STAT_BACKEND_FAILED, 1);
+		conn_count_backend(c, STAT_BACKEND_FAILED);
 		conn_free(c);
 		return;
 	}
@@ -863,14 +951,20 @@ turn_came(struct conn *c)
 	time_t left = c->deadline - now_seconds();
 
 	c->waiting_in = NULL;
-	stats_time(listener_stats(c->listener), handshake ? STAT_TIME_FULL_WAIT :
-	    STAT_TIME_BACKEND_WAIT, now_usec() - c->wait.since);
+	if (handshake)
+		stats_time(listener_stats(c->listener), STAT_TIME_FULL_WAIT,
+		    now_usec() - c->wait.since);
+	else
+		conn_time_backend(c, STAT_TIME_BACKEND_WAIT, now_usec() - c->wait.since);
 	if (client_gone(c)) {
 		pacer_return(p);	/* the next in line gets the turn */
 		log_info("%s %s: closed by the client while waiting for %s",
 		    c->service->settings.name, c->peer, handshake ?
 		    "full_handshake_rate" : "its backend connect");
-		conn_count(c, handshake ? STAT_FULL_DROPPED : STAT_BACKEND_DROPPED, 1);
+		if (handshake)
+			conn_count(c, STAT_FULL_DROPPED, 1);
+		else
+			conn_count_backend(c, STAT_BACKEND_DROPPED);
 		conn_free(c);
 		return;
 	}
@@ -890,6 +984,7 @@ static void
 waited_out(struct conn *c)
 {
 	const struct listener_settings *ls = &c->service->settings;
+	char route[64 + ADDR_HOST_MAX];
 
 	c->waiting_in = NULL;
 	if (c->state == CONN_HANDSHAKE) {
@@ -900,9 +995,11 @@ waited_out(struct conn *c)
 	} else {
 		log_warning("%s %s: backend connect not begun within connect_timeout (%llds): "
 		    "backend_connect_rate (%lld/s) or backend_max_connecting (%lld) reached; "
-		    "closed", ls->name, c->peer, (long long)ls->connect_timeout,
-		    (long long)ls->backend_connect_rate, (long long)ls->backend_max_connecting);
-		conn_count(c, STAT_BACKEND_DROPPED, 1);
+		    "closed%s", ls->name, c->peer, (long long)ls->connect_timeout,
+		    (long long)conn_route(c)->backend_connect_rate,
+		    (long long)conn_route(c)->backend_max_connecting,
+		    route_text(c, route, sizeof(route)));
+		conn_count_backend(c, STAT_BACKEND_DROPPED);
 		SSL_shutdown(c->ssl);
 	}
 	conn_free(c);
@@ -936,10 +1033,9 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CONN_CONNECTING:
 		log_warning("%s %s: backend %s:%u: connect timed out after %llds",
-		    c->service->settings.name, c->peer, c->service->settings.backend.host,
-		    c->service->settings.backend.port,
-		    (long long)c->service->settings.connect_timeout);
-		conn_count(c, STAT_BACKEND_FAILED, 1);
+		    c->service->settings.name, c->peer, conn_route(c)->backend.host,
+		    conn_route(c)->backend.port, (long long)c->service->settings.connect_timeout);
+		conn_count_backend(c, STAT_BACKEND_FAILED);
 		SSL_shutdown(c->ssl);
 		break;
 	case CONN_RELAYING:
@@ -976,7 +1072,7 @@ conn_free(struct conn *c)
 	event_del(&c->client_ev);
 	event_del(&c->timer);
 	if (c->backend_slot)
-		pacer_leave(listener_backend_pacer(c->listener));
+		pacer_leave(conn_backend_pacer(c));
 	if (c->state == CONN_RELAYING) {
 		conn_count_bytes(c);
 		if (c->backend_events)
@@ -1056,9 +1152,10 @@ conn_accept(struct conn_env *env, struct listener *l, int fd,
 	c->listener = l;
 	c->service = svc;
 	c->state = CONN_HANDSHAKE;
+	c->route = -1;
 	c->started = c->last_active = now_seconds();
 	memcpy(c->peer, peertext, sizeof(c->peer));
-	if (svc->settings.proxy_protocol != PROXY_PROTOCOL_OFF) {
+	if (svc->proxy_protocol_any) {
 		if ((c->peer_addr = calloc(1, sizeof(*c->peer_addr))) == NULL) {
 			log_error("%s %s: out of memory", svc->settings.name, peertext);
 			goto err2;

@@ -7,6 +7,9 @@
  * The pacers of full handshakes and backend connects belong here, not to
  * the service: a reload changes their limits but keeps their tokens and
  * their queues, or a reload in a reconnect storm would let a burst through.
+ * Each route's pacer is in its gate, which the service holds and hands on
+ * to its successor (service_carry_over()); its limits are set here too,
+ * when the service takes over.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "log.h"
 #include "pacer.h"
 #include "stats.h"
 
@@ -36,6 +40,7 @@ struct listener {
 	struct stats *stats;		/* this listener's counters */
 	struct pacer *admission;	/* full handshakes */
 	struct pacer *backend_pacer;	/* backend connects */
+	struct event_base *base;	/* where pacers keep their timers */
 };
 
 /* The limits of ${svc}'s settings, for handshakes and connects from now on. */
@@ -43,14 +48,13 @@ static void
 configure_pacers(struct listener *l, const struct service *svc)
 {
 	const struct listener_settings *ls = &svc->settings;
-	uint64_t connect_rate = (uint64_t)ls->backend_connect_rate;
 
 	pacer_configure(l->admission, (uint64_t)ls->full_handshake_rate,
 	    (uint64_t)ls->full_handshake_burst, 0);
-	/* Connects are spread evenly: at most 10 ms worth start together (the
-	 * timer's resolution is 1 ms), never a second's worth at once. */
-	pacer_configure(l->backend_pacer, connect_rate, connect_rate / 100 > 0 ?
-	    connect_rate / 100 : 1, (uint64_t)ls->backend_max_connecting);
+	pacer_configure_connects(l->backend_pacer, (uint64_t)ls->backend_connect_rate,
+	    (uint64_t)ls->backend_max_connecting);
+	for (size_t i = 0; i < ls->nroutes; i++)
+		route_gate_configure(svc->gates[i], &ls->routes[i]);
 }
 
 int
@@ -108,6 +112,11 @@ listener_new(const struct listener_settings *ls, struct service *svc, struct eve
 		goto err1;
 	}
 	l->address = ls->listen;
+	l->base = base;
+	if (service_carry_over(svc, NULL, base) != 0) {
+		snprintf(why, whylen, "out of memory");
+		goto err1;
+	}
 	if ((l->fd = listener_bind_socket(&ls->listen, why, whylen)) < 0)
 		goto err1;
 	pthread_mutex_init(&l->lock, NULL);
@@ -180,6 +189,13 @@ listener_service(struct listener *l)
 	return svc;
 }
 
+int
+listener_prepare_service(struct listener *l, struct service *svc)
+{
+	/* Only the main thread changes l->service: no lock to read it here. */
+	return service_carry_over(svc, l->service, l->base);
+}
+
 void
 listener_set_service(struct listener *l, struct service *svc)
 {
@@ -233,4 +249,36 @@ struct pacer *
 listener_backend_pacer(const struct listener *l)
 {
 	return l->backend_pacer;
+}
+
+void
+listener_log_routes(struct listener *l)
+{
+	struct service *svc = listener_service(l);
+	const struct listener_settings *ls = &svc->settings;
+	char line[1024];
+	size_t used = 0;
+	int n;
+
+	for (size_t i = 0; i < ls->nalpn && used < sizeof(line); i++) {
+		n = snprintf(line + used, sizeof(line) - used, " %s=%llu", ls->alpn[i],
+		    (unsigned long long)stats_counter_value(svc->alpn_counts[i]));
+		used += n > 0 ? (size_t)n : 0;
+	}
+	if (ls->nalpn > 0)
+		log_info("listener %s: alpn%s none=%llu", l->name, line,
+		    (unsigned long long)stats_value(l->stats, STAT_HANDSHAKE_NO_ALPN));
+	for (size_t i = 0; i < ls->nroutes; i++) {
+		const struct stats *st = route_gate_stats(svc->gates[i]);
+
+		log_info("listener %s: routes[%zu] %s:%u: connections=%llu backend_failed=%llu "
+		    "backend_deferred=%llu backend_dropped=%llu waiting=%llu", l->name, i,
+		    ls->routes[i].backend.host, ls->routes[i].backend.port,
+		    (unsigned long long)stats_value(st, STAT_CONN_ACCEPTED),
+		    (unsigned long long)stats_value(st, STAT_BACKEND_FAILED),
+		    (unsigned long long)stats_value(st, STAT_BACKEND_DEFERRED),
+		    (unsigned long long)stats_value(st, STAT_BACKEND_DROPPED),
+		    (unsigned long long)pacer_queued(route_gate_pacer(svc->gates[i])));
+	}
+	service_unref(svc);
 }

@@ -57,8 +57,17 @@ const struct hostport *listener_address(const struct listener *l);
 struct service *listener_service(struct listener *l);
 
 /**
+ * listener_prepare_service(l, svc): make ${svc}, built by a reload, ready
+ * to take over from the current service: its routes' gates and its ALPN
+ * counters carried over where the same (service_carry_over()).  0, or -1
+ * if memory runs out.
+ */
+int listener_prepare_service(struct listener *l, struct service *svc);
+
+/**
  * listener_set_service(l, svc): answer new connections with ${svc}
- * (reference taken over), and pace them with its limits.
+ * (prepared, reference taken over), and pace them, and its routes, with
+ * its limits.
  */
 void listener_set_service(struct listener *l, struct service *svc);
 
@@ -85,5 +94,11 @@ struct pacer *listener_admission(const struct listener *l);
  * (backend_connect_rate, backend_max_connecting).
  */
 struct pacer *listener_backend_pacer(const struct listener *l);
+
+/**
+ * listener_log_routes(l): log the handshakes by ALPN protocol (where the
+ * listener offers some) and each route's counters and queue (SIGUSR1).
+ */
+void listener_log_routes(struct listener *l);
 
 #endif

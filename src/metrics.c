@@ -3,7 +3,9 @@
  * thread of its own.
  *
  * Every series is written on every scrape, zeros included, so that rate()
- * and absent() work from the first scrape.  Counters are read one by one
+ * and absent() work from the first scrape.  Series named by the
+ * configuration (ALPN protocols, routes) are those in force: a reload
+ * that keeps a protocol or a route keeps its counts.  Counters are read one by one
  * without a lock; a scrape racing a handshake may see it in one counter
  * and not yet in another, which Prometheus tolerates.  The few values the
  * main thread owns (ticket fingerprints, reload results) are copied under
@@ -39,6 +41,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pacer.h"
+#include "route.h"
 #include "service.h"
 #include "stats.h"
 #include "ticket_keys.h"
@@ -245,28 +248,35 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 		    (unsigned long long)stats_value(NULL, rejections[j].counter));
 }
 
+/* One histogram series of ${st}'s ${timing}, in seconds; ${labels} are its own. */
+static void
+write_histogram_series(struct evbuffer *b, const char *metric, const char *labels,
+    const struct stats *st, enum stat_timing timing)
+{
+	uint64_t buckets[STATS_TIME_BUCKETS], sum, count;
+
+	stats_histogram(st, timing, buckets, &sum, &count);
+	for (size_t j = 0; j < STATS_TIME_BUCKETS; j++)
+		evbuffer_add_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", metric, labels,
+		    (double)stats_time_bound(j) / 1e6, (unsigned long long)buckets[j]);
+	evbuffer_add_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", metric, labels,
+	    (unsigned long long)count);
+	evbuffer_add_printf(b, "%s_sum{%s} %.6f\n", metric, labels, (double)sum / 1e6);
+	evbuffer_add_printf(b, "%s_count{%s} %llu\n", metric, labels, (unsigned long long)count);
+}
+
 /* One histogram family of ${timing}, a series per listener, in seconds. */
 static void
 write_histogram(struct metrics *m, struct evbuffer *b, const char *metric,
     enum stat_timing timing, const char *help)
 {
-	uint64_t buckets[STATS_TIME_BUCKETS], sum, count;
-	char name[160];
+	char name[160], labels[200];
 
 	family(b, metric, "histogram", help);
 	for (size_t i = 0; i < m->nlisteners; i++) {
-		label(listener_name(m->listeners[i]), name, sizeof(name));
-		stats_histogram(listener_stats(m->listeners[i]), timing, buckets, &sum, &count);
-		for (size_t j = 0; j < STATS_TIME_BUCKETS; j++)
-			evbuffer_add_printf(b, "%s_bucket{listener=\"%s\",le=\"%g\"} %llu\n",
-			    metric, name, (double)stats_time_bound(j) / 1e6,
-			    (unsigned long long)buckets[j]);
-		evbuffer_add_printf(b, "%s_bucket{listener=\"%s\",le=\"+Inf\"} %llu\n", metric,
-		    name, (unsigned long long)count);
-		evbuffer_add_printf(b, "%s_sum{listener=\"%s\"} %.6f\n", metric, name,
-		    (double)sum / 1e6);
-		evbuffer_add_printf(b, "%s_count{listener=\"%s\"} %llu\n", metric, name,
-		    (unsigned long long)count);
+		snprintf(labels, sizeof(labels), "listener=\"%s\"",
+		    label(listener_name(m->listeners[i]), name, sizeof(name)));
+		write_histogram_series(b, metric, labels, listener_stats(m->listeners[i]), timing);
 	}
 }
 
@@ -338,6 +348,104 @@ write_backend(struct metrics *m, struct evbuffer *b)
 	    "(a PROXY protocol header included) and written to clients (before encryption).");
 	write_per_listener(m, b, "tlsproxy_bytes_total", "direction", directions,
 	    NELEM(directions));
+}
+
+/*
+ * Handshakes by the protocol ALPN chose: one series per protocol a
+ * listener offers now and one for none, so that clients cannot make up
+ * label values.
+ */
+static void
+write_alpn(struct metrics *m, struct evbuffer *b, struct service **svcs)
+{
+	char name[160], proto[600];
+
+	family(b, "tlsproxy_handshakes_by_alpn_total", "counter", "TLS handshakes completed, "
+	    "by the application protocol ALPN chose: one of the listener's alpn, or none.");
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		const struct listener_settings *ls = &svcs[i]->settings;
+
+		label(listener_name(m->listeners[i]), name, sizeof(name));
+		for (size_t j = 0; j < ls->nalpn; j++)
+			evbuffer_add_printf(b, "tlsproxy_handshakes_by_alpn_total{listener=\"%s\","
+			    "alpn=\"%s\"} %llu\n", name, label(ls->alpn[j], proto, sizeof(proto)),
+			    (unsigned long long)stats_counter_value(svcs[i]->alpn_counts[j]));
+		evbuffer_add_printf(b, "tlsproxy_handshakes_by_alpn_total{listener=\"%s\","
+		    "alpn=\"none\"} %llu\n", name, (unsigned long long)stats_value(
+		    listener_stats(m->listeners[i]), STAT_HANDSHAKE_NO_ALPN));
+	}
+}
+
+/* The labels of route ${r} (position ${i}) of listener ${l}: its identity. */
+static const char *
+route_labels(const struct listener *l, size_t i, const struct route_settings *r, char *buf,
+    size_t len)
+{
+	char name[160], host[600];
+
+	snprintf(buf, len, "listener=\"%s\",route=\"%zu\",backend=\"%s:%u\"",
+	    label(listener_name(l), name, sizeof(name)), i,
+	    label(r->backend.host, host, sizeof(host)), r->backend.port);
+	return buf;
+}
+
+/* A counter family with one series per route of every listener. */
+static void
+write_route_counter(struct metrics *m, struct evbuffer *b, struct service **svcs,
+    const char *metric, enum stat_counter counter, const char *help)
+{
+	char labels[1024];
+
+	family(b, metric, "counter", help);
+	for (size_t i = 0; i < m->nlisteners; i++)
+		for (size_t j = 0; j < svcs[i]->settings.nroutes; j++)
+			evbuffer_add_printf(b, "%s{%s} %llu\n", metric, route_labels(m->listeners[i],
+			    j, &svcs[i]->settings.routes[j], labels, sizeof(labels)),
+			    (unsigned long long)stats_value(route_gate_stats(svcs[i]->gates[j]),
+			    counter));
+}
+
+/*
+ * The routes in force, each with the listener's backend figures of its
+ * own; the listener's families count its routes' connects too.  Left out
+ * when no listener has routes.
+ */
+static void
+write_routes(struct metrics *m, struct evbuffer *b, struct service **svcs)
+{
+	const char *metric = "tlsproxy_route_backend_connect_wait_seconds";
+	char labels[1024];
+	size_t i, j, any = 0;
+
+	for (i = 0; i < m->nlisteners; i++)
+		any += svcs[i]->settings.nroutes;
+	if (any == 0)
+		return;
+	write_route_counter(m, b, svcs, "tlsproxy_route_connections_total", STAT_CONN_ACCEPTED,
+	    "Connections that took the route (the first whose alpn and sni matched).");
+	write_route_counter(m, b, svcs, "tlsproxy_route_backend_connect_failures_total",
+	    STAT_BACKEND_FAILED, "The route's backend connects that failed or timed out.");
+	write_route_counter(m, b, svcs, "tlsproxy_route_backend_connects_deferred_total",
+	    STAT_BACKEND_DEFERRED, "The route's backend connects that had to wait for its "
+	    "backend_connect_rate or backend_max_connecting.");
+	write_route_counter(m, b, svcs, "tlsproxy_route_backend_connects_dropped_total",
+	    STAT_BACKEND_DROPPED, "Connections of the route closed while waiting for their "
+	    "backend connect: connect_timeout passed, or the client left.");
+	family(b, "tlsproxy_route_backend_connects_waiting", "gauge",
+	    "Connections of the route waiting for their backend connect to begin now.");
+	for (i = 0; i < m->nlisteners; i++)
+		for (j = 0; j < svcs[i]->settings.nroutes; j++)
+			evbuffer_add_printf(b, "tlsproxy_route_backend_connects_waiting{%s} %llu\n",
+			    route_labels(m->listeners[i], j, &svcs[i]->settings.routes[j], labels,
+			    sizeof(labels)), (unsigned long long)pacer_queued(
+			    route_gate_pacer(svcs[i]->gates[j])));
+	family(b, metric, "histogram", "How long the route's deferred backend connects "
+	    "waited before they began.");
+	for (i = 0; i < m->nlisteners; i++)
+		for (j = 0; j < svcs[i]->settings.nroutes; j++)
+			write_histogram_series(b, metric, route_labels(m->listeners[i], j,
+			    &svcs[i]->settings.routes[j], labels, sizeof(labels)),
+			    route_gate_stats(svcs[i]->gates[j]), STAT_TIME_BACKEND_WAIT);
 }
 
 /*
@@ -413,6 +521,7 @@ on_request(struct evhttp_request *req, void *arg)
 	struct metrics *m = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	struct service **svcs;
 	struct evbuffer *b;
 	struct state st;
 
@@ -437,6 +546,17 @@ on_request(struct evhttp_request *req, void *arg)
 	write_handshakes(m, b);
 	write_backend(m, b);
 	write_pacing(m, b);
+	/* One service per listener for the whole scrape: its alpn and routes agree. */
+	if ((svcs = calloc(m->nlisteners + 1, sizeof(*svcs))) != NULL) {
+		for (size_t i = 0; i < m->nlisteners; i++)
+			svcs[i] = listener_service(m->listeners[i]);
+		write_alpn(m, b, svcs);
+		write_routes(m, b, svcs);
+		for (size_t i = 0; i < m->nlisteners; i++)
+			service_unref(svcs[i]);
+		free(svcs);
+	} else
+		log_error("metrics: out of memory: the ALPN and route families are left out");
 	write_crl(m, b);
 	write_process(m, &st, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", CONTENT_TYPE);

@@ -216,6 +216,14 @@ pacer_configure(struct pacer *p, uint64_t rate, uint64_t burst, uint64_t max_act
 	pthread_mutex_unlock(&p->lock);
 }
 
+void
+pacer_configure_connects(struct pacer *p, uint64_t rate, uint64_t max_active)
+{
+	/* Connects are spread evenly: at most 10 ms worth start together (the
+	 * timer's resolution is 1 ms), never a second's worth at once. */
+	pacer_configure(p, rate, rate / 100 > 0 ? rate / 100 : 1, max_active);
+}
+
 int
 pacer_limited(const struct pacer *p)
 {

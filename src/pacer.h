@@ -91,6 +91,13 @@ void pacer_free(struct pacer *p);
  */
 void pacer_configure(struct pacer *p, uint64_t rate, uint64_t burst, uint64_t max_active);
 
+/**
+ * pacer_configure_connects(p, rate, max_active): pacer_configure() for
+ * backend connects (backend_connect_rate, backend_max_connecting): the
+ * burst is 10 ms worth of ${rate}, at least 1.
+ */
+void pacer_configure_connects(struct pacer *p, uint64_t rate, uint64_t max_active);
+
 /** pacer_limited(p): 0 when ${p} has no limit, so that callers can skip it. */
 int pacer_limited(const struct pacer *p);
 

@@ -243,6 +243,30 @@ metrics_unchanged(struct server *srv, const struct settings *s, struct config_er
 	return 0;
 }
 
+/*
+ * Carry what must outlive the reload (route gates, ALPN counters) over to
+ * the new services ${svcs} of ${s}, before any takes over; on failure
+ * every one of them is dropped, and the old ones keep serving.
+ */
+static int
+prepare_services(struct server *srv, const struct settings *s, struct service **svcs,
+    struct config_errors *errs)
+{
+	for (size_t i = 0; i < s->nlisteners; i++)
+		if (listener_prepare_service(find_listener(srv, s->listeners[i].name),
+		    svcs[i]) != 0) {
+			config_errors_add(errs, s->listeners[i].where.file,
+			    s->listeners[i].where.line, "listeners",
+			    "listener \"%s\": out of memory", s->listeners[i].name);
+			for (i = 0; i < s->nlisteners; i++) {
+				service_unref(svcs[i]);
+				svcs[i] = NULL;
+			}
+			return -1;
+		}
+	return 0;
+}
+
 static void
 server_reload(struct server *srv)
 {
@@ -264,6 +288,8 @@ server_reload(struct server *srv)
 		goto refused;
 	}
 	if (build_services(s, svcs, &tk, &errs) != 0)
+		goto refused;
+	if (prepare_services(srv, s, svcs, &errs) != 0)
 		goto refused;
 	for (size_t i = 0; i < s->nlisteners; i++) {
 		struct listener *l = find_listener(srv, s->listeners[i].name);
@@ -401,7 +427,10 @@ server_drain(struct server *srv, const char *signame)
 	event_add(srv->drain_timer, &tick);
 }
 
-/* SIGUSR1: what waits now in each listener's pacers, where any are limited. */
+/*
+ * SIGUSR1: what waits now in each listener's pacers, where any are
+ * limited; its handshakes by ALPN protocol and its routes' figures.
+ */
 static void
 log_queues(struct server *srv)
 {
@@ -414,6 +443,7 @@ log_queues(struct server *srv)
 			    listener_name(srv->listeners[i]),
 			    (unsigned long long)pacer_queued(admission),
 			    (unsigned long long)pacer_queued(backend));
+		listener_log_routes(srv->listeners[i]);
 	}
 }
 
@@ -437,6 +467,19 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		stats_log();
 		log_queues(srv);
 		break;
+	}
+}
+
+/* Where each route of ${ls} sends what, at start-up. */
+static void
+log_routes(const struct listener_settings *ls)
+{
+	for (size_t i = 0; i < ls->nroutes; i++) {
+		const struct route_settings *r = &ls->routes[i];
+
+		log_info("listener %s: routes[%zu]: alpn %s, sni %s: backend %s:%u", ls->name, i,
+		    r->alpn != NULL ? r->alpn : "any", r->sni != NULL ? r->sni : "any",
+		    r->backend.host, r->backend.port);
 	}
 }
 
@@ -470,6 +513,7 @@ bind_listeners(struct server *srv)
 		srv->nlisteners++;
 		log_info("listener %s: listening on %s, backend %s:%u", ls->name, addr,
 		    ls->backend.host, ls->backend.port);
+		log_routes(ls);
 	}
 	rc = 0;
 done:

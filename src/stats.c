@@ -74,10 +74,16 @@ static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_FULL_DROPPED] = "full_dropped",
 	[STAT_BACKEND_DEFERRED] = "backend_deferred",
 	[STAT_BACKEND_DROPPED] = "backend_dropped",
+	[STAT_HANDSHAKE_NO_ALPN] = "alpn_none",
+};
+
+struct stats_counter {
+	atomic_int refs;
+	_Atomic uint64_t n;
 };
 
 struct stats *
-stats_new(void)
+stats_new_part(void)
 {
 	struct stats *st;
 
@@ -90,6 +96,16 @@ stats_new(void)
 			atomic_init(&st->timings[t].buckets[i], 0);
 		atomic_init(&st->timings[t].usec, 0);
 	}
+	return st;
+}
+
+struct stats *
+stats_new(void)
+{
+	struct stats *st;
+
+	if ((st = stats_new_part()) == NULL)
+		return NULL;
 	pthread_mutex_lock(&blocks_lock);
 	st->next = blocks;
 	blocks = st;
@@ -178,6 +194,44 @@ stats_histogram(const struct stats *st, enum stat_timing timing,
 	/* The count is the buckets' total, so that +Inf always equals _count. */
 	*count = n + atomic_load_explicit(&t->buckets[STATS_TIME_BUCKETS], memory_order_relaxed);
 	*sum_usec = atomic_load_explicit(&t->usec, memory_order_relaxed);
+}
+
+struct stats_counter *
+stats_counter_new(void)
+{
+	struct stats_counter *sc;
+
+	if ((sc = calloc(1, sizeof(*sc))) == NULL)
+		return NULL;
+	atomic_init(&sc->refs, 1);
+	atomic_init(&sc->n, 0);
+	return sc;
+}
+
+struct stats_counter *
+stats_counter_ref(struct stats_counter *sc)
+{
+	atomic_fetch_add_explicit(&sc->refs, 1, memory_order_relaxed);
+	return sc;
+}
+
+void
+stats_counter_unref(struct stats_counter *sc)
+{
+	if (sc != NULL && atomic_fetch_sub_explicit(&sc->refs, 1, memory_order_acq_rel) == 1)
+		free(sc);
+}
+
+void
+stats_counter_add(struct stats_counter *sc, uint64_t n)
+{
+	atomic_fetch_add_explicit(&sc->n, n, memory_order_relaxed);
+}
+
+uint64_t
+stats_counter_value(const struct stats_counter *sc)
+{
+	return atomic_load_explicit(&((struct stats_counter *)sc)->n, memory_order_relaxed);
 }
 
 void

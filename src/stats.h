@@ -50,6 +50,7 @@ enum stat_counter {
 	/* Pacing of backend connects (backend_connect_rate, backend_max_connecting). */
 	STAT_BACKEND_DEFERRED,		/* had to wait for its turn first */
 	STAT_BACKEND_DROPPED,		/* waited, then closed: connect_timeout or the client left */
+	STAT_HANDSHAKE_NO_ALPN,		/* completed with no protocol negotiated by ALPN */
 	STAT_COUNTER_MAX
 };
 
@@ -71,6 +72,13 @@ struct stats;
  * totals until stats_free(); NULL if memory runs out.
  */
 struct stats *stats_new(void);
+
+/**
+ * stats_new_part(): a block at zero that stats_log()'s totals leave out,
+ * for counts that another block has too (a route's, within its
+ * listener's); NULL if memory runs out.  Freed with stats_free().
+ */
+struct stats *stats_new_part(void);
 
 /** stats_free(st): forget the block ${st}; NULL is fine. */
 void stats_free(struct stats *st);
@@ -100,6 +108,28 @@ uint64_t stats_time_bound(size_t i);
  */
 void stats_histogram(const struct stats *st, enum stat_timing timing,
     uint64_t buckets[STATS_TIME_BUCKETS], uint64_t *sum_usec, uint64_t *count);
+
+/*
+ * One counter on its own, shared by reference: what a listener counts by a
+ * name from its configuration (the handshakes of an ALPN protocol), kept
+ * across the reloads that keep the name.
+ */
+struct stats_counter;
+
+/** stats_counter_new(): a counter at zero, one reference; NULL if memory runs out. */
+struct stats_counter *stats_counter_new(void);
+
+/** stats_counter_ref(sc): another reference to ${sc}; returns ${sc}. */
+struct stats_counter *stats_counter_ref(struct stats_counter *sc);
+
+/** stats_counter_unref(sc): drop a reference, freeing on the last; NULL is fine. */
+void stats_counter_unref(struct stats_counter *sc);
+
+/** stats_counter_add(sc, n): add ${n} to ${sc}. */
+void stats_counter_add(struct stats_counter *sc, uint64_t n);
+
+/** stats_counter_value(sc): what ${sc} has counted. */
+uint64_t stats_counter_value(const struct stats_counter *sc);
 
 /** stats_log(): write every counter, summed over the blocks, on one log line (SIGUSR1). */
 void stats_log(void);

@@ -320,6 +320,10 @@ def _():
     expect("tlsproxy_handshakes_total", M_SESSION_ID, listener="mqtt", version="TLSv1.2",
            kind="session_id")
     expect("tlsproxy_handshakes_total", 1, listener="dead", version="TLSv1.3", kind="full")
+    # Neither listener offers ALPN: every handshake negotiated none.
+    expect("tlsproxy_handshakes_by_alpn_total", N_FULL13 + 1 + M_SESSION_ID + 1 + K_TICKET13,
+           listener="mqtt", alpn="none")
+    expect("tlsproxy_handshakes_by_alpn_total", 1, listener="dead", alpn="none")
     # Every full handshake is admitted (no full_handshake_rate: none waits).
     expect("tlsproxy_full_handshakes_admitted_total", N_FULL13 + 1 + 1, listener="mqtt")
     expect("tlsproxy_full_handshakes_admitted_total", 1, listener="dead")

@@ -33,9 +33,12 @@ name of the parts, so tests import from tplib alone:
     tp_clients   TLS clients (Python's ssl over memory BIOs, openssl
                  s_client)
     tp_daemon    tlsproxy's config text, the daemon, mosquitto
+    tp_proxy     the PROXY protocol a backend reads: a parser, a backend
+                 that records the header, HAProxy's accept-proxy
 """
 
 from tp_core import *  # noqa: F401,F403
 from tp_backends import *  # noqa: F401,F403
 from tp_clients import *  # noqa: F401,F403
 from tp_daemon import *  # noqa: F401,F403
+from tp_proxy import *  # noqa: F401,F403
