@@ -33,9 +33,13 @@ name of the parts, so tests import from tplib alone:
     tp_clients   TLS clients (Python's ssl over memory BIOs, openssl
                  s_client)
     tp_daemon    tlsproxy's config text, the daemon, mosquitto
+    tp_ca        a CA made with openssl ca: issue, revoke, CRLs
+    tp_ocsp      a CA with an OCSP responder on loopback (openssl ocsp)
 """
 
 from tp_core import *  # noqa: F401,F403
 from tp_backends import *  # noqa: F401,F403
 from tp_clients import *  # noqa: F401,F403
 from tp_daemon import *  # noqa: F401,F403
+from tp_ca import *  # noqa: F401,F403
+from tp_ocsp import *  # noqa: F401,F403
