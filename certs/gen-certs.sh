@@ -8,6 +8,9 @@
 #   server2.pem server2.key         the same names with O=reloaded (tells certificates apart after a reload)
 #   rsa-server.pem rsa-server.key   the same names, RSA 2048
 #   client.pem client.key           CN=device1, clientAuth
+#   sni-a.pem sni-a.key             CN=a.example.test, SAN DNS:a.example.test DNS:*.wild.example.test
+#   sni-b.pem sni-b.key             CN=b.example.test, SAN DNS:b.example.test
+#   sni-b-rsa.pem sni-b-rsa.key     the same names as sni-b, RSA 2048
 #   other-ca.pem other-ca.key       a second CA that nothing trusts
 #   other-client.pem other-client.key   CN=device1, clientAuth, signed by other-ca
 #
@@ -56,6 +59,20 @@ extendedKeyUsage = serverAuth
 subjectAltName = DNS:localhost, IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[ server_a ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:a.example.test, DNS:*.wild.example.test
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ server_b ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:b.example.test
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 [ client ]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -94,7 +111,8 @@ leaf() {
 	    -set_serial "0x$("$openssl" rand -hex 16)" \
 	    -extfile "$work/openssl.cnf" -extensions "$3" -out "$work/$1.pem"
 	rm -f "$work/$1.csr"
-	run "$openssl" verify -CAfile "$work/$4.pem" -purpose "ssl$3" "$work/$1.pem"
+	# Profiles server_a, server_b, ... are server certificates too.
+	run "$openssl" verify -CAfile "$work/$4.pem" -purpose "ssl${3%%_*}" "$work/$1.pem"
 }
 
 umask 077
@@ -103,10 +121,13 @@ leaf server "/CN=localhost" server ca
 leaf server2 "/O=reloaded/CN=localhost" server ca
 leaf rsa-server "/CN=localhost" server ca rsa
 leaf client "/CN=device1" client ca
+leaf sni-a "/CN=a.example.test" server_a ca
+leaf sni-b "/CN=b.example.test" server_b ca
+leaf sni-b-rsa "/CN=b.example.test" server_b ca rsa
 ca other-ca "/O=somebody else/CN=untrusted test CA"
 leaf other-client "/CN=device1" client other-ca
 
-for f in ca server server2 rsa-server client other-ca other-client; do
+for f in ca server server2 rsa-server client sni-a sni-b sni-b-rsa other-ca other-client; do
 	chmod 600 "$work/$f.key"
 	chmod 644 "$work/$f.pem"
 	# Each file appears whole: a rename within one directory.

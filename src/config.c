@@ -25,6 +25,7 @@
 #include "config.h"
 #include "config_get.h"
 #include "config_include.h"
+#include "config_listener.h"
 
 #define DAY		(24 * 60 * 60)
 #define SEED_MIN	16
@@ -54,7 +55,7 @@ static const struct config_get_choice verify_modes[] = {
 static const struct config_get_choice crl_checks[] = {
 	{ "leaf", CRL_CHECK_LEAF }, { "chain", CRL_CHECK_CHAIN }, { NULL, 0 },
 };
-static const struct config_get_choice proxy_protocol_names[] = {
+const struct config_get_choice config_proxy_protocol_names[] = {
 	{ "off", PROXY_PROTOCOL_OFF }, { "v1", PROXY_PROTOCOL_V1 },
 	{ "v2", PROXY_PROTOCOL_V2 }, { NULL, 0 },
 };
@@ -78,11 +79,10 @@ free_secret(unsigned char *p, size_t len)
  * these two lists, so a string or a position setting is named here once;
  * every other field is plain data that a struct assignment copies.
  */
-#define LISTENER_STRINGS(l) { &(l)->name, &(l)->cert, &(l)->key, \
-	&(l)->client_ca, &(l)->crl, &(l)->ciphers, &(l)->ciphersuites }
-#define LISTENER_WHERES(l) { &(l)->where, &(l)->cert_where, &(l)->key_where, \
-	&(l)->client_ca_where, &(l)->crl_where, &(l)->ciphers_where, \
-	&(l)->ciphersuites_where }
+#define LISTENER_STRINGS(l) { &(l)->name, &(l)->client_ca, &(l)->crl, \
+	&(l)->ciphers, &(l)->ciphersuites }
+#define LISTENER_WHERES(l) { &(l)->where, &(l)->client_ca_where, &(l)->crl_where, \
+	&(l)->ciphers_where, &(l)->ciphersuites_where }
 
 void
 listener_settings_clear(struct listener_settings *l)
@@ -94,6 +94,12 @@ listener_settings_clear(struct listener_settings *l)
 		free(*strings[i]);
 		*strings[i] = NULL;
 	}
+	certificates_free(l->certificates, l->ncertificates);
+	l->certificates = NULL;
+	config_strings_free(l->alpn, l->nalpn);
+	l->alpn = NULL;
+	routes_free(l->routes, l->nroutes);
+	l->routes = NULL;
 }
 
 int
@@ -105,6 +111,9 @@ listener_settings_copy(struct listener_settings *to,
 	size_t i;
 
 	*to = *from;
+	to->certificates = NULL;
+	to->alpn = NULL;
+	to->routes = NULL;
 	/* Positions name lines of files that only the load has read. */
 	for (i = 0; i < NELEM(wheres); i++)
 		*wheres[i] = (struct config_where){ NULL, 0 };
@@ -115,6 +124,12 @@ listener_settings_copy(struct listener_settings *to,
 		/* The rest still point into ${from}: not ours to free. */
 		while (++i < NELEM(strings))
 			*strings[i] = NULL;
+		listener_settings_clear(to);
+		return -1;
+	}
+	if (certificates_copy(from->certificates, from->ncertificates, &to->certificates) != 0 ||
+	    config_strings_copy(from->alpn, from->nalpn, &to->alpn) != 0 ||
+	    routes_copy(from->routes, from->nroutes, &to->routes) != 0) {
 		listener_settings_clear(to);
 		return -1;
 	}
@@ -457,16 +472,7 @@ load_listener(struct config_get_group *g, struct listener_settings *l)
 		config_get_missing(g, "listen", listen_allowed);
 	if (config_get_addr(g, "backend", 0, backend_allowed, &l->backend) == 1)
 		config_get_missing(g, "backend", backend_allowed);
-	if (config_get_path(g, "cert", pem, &l->cert, &l->cert_where) == 1)
-		config_get_missing(g, "cert", "a readable PEM file: certificate, "
-		    "then chain");
-	/* Without a key setting, the cert file is a combined PEM. */
-	if (config_get_path(g, "key", pem, &l->key, &l->key_where) == 1 &&
-	    l->cert != NULL) {
-		if ((l->key = strdup(l->cert)) == NULL)
-			config_get_report(g, NULL, "key", "out of memory");
-		l->key_where = l->cert_where;
-	}
+	config_load_certificates(g, l);
 	carc = config_get_path(g, "client_ca", pem, &l->client_ca,
 	    &l->client_ca_where);
 	config_get_choice_set(g, "protocols", protocol_names,
@@ -496,7 +502,7 @@ load_listener(struct config_get_group *g, struct listener_settings *l)
 	    &l->max_connections);
 	load_pacing(g, l);
 
-	config_get_choice(g, "proxy_protocol", proxy_protocol_names, PROXY_PROTOCOL_OFF, &pp);
+	config_get_choice(g, "proxy_protocol", config_proxy_protocol_names, PROXY_PROTOCOL_OFF, &pp);
 	l->proxy_protocol = (enum proxy_protocol)pp;
 	if (config_get_bool(g, "proxy_protocol_client_cert", 0,
 	    &l->proxy_protocol_client_cert) == 0 && l->proxy_protocol_client_cert &&
@@ -504,6 +510,7 @@ load_listener(struct config_get_group *g, struct listener_settings *l)
 		config_get_report(g, config_get_member(g, "proxy_protocol_client_cert"),
 		    config_get_name(g, "proxy_protocol_client_cert", full, sizeof(full)),
 		    "needs proxy_protocol = \"v2\" (version 1 has no room for it)");
+	config_load_routes(g, l);
 	config_get_close(g);
 }
 

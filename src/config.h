@@ -69,6 +69,36 @@ struct config_where {
 	int line;
 };
 
+/*
+ * One certificate of a listener, with its key.  A listener serves the
+ * entry whose names match the client's server name (SNI); the first
+ * entry when nothing matches.
+ */
+struct certificate_settings {
+	char *cert;			/* PEM: leaf first, chain after */
+	char *key;
+	char *ocsp_response;		/* DER OCSP response file; NULL: none */
+	char **names;			/* NULL: the certificate's SAN DNS names */
+	size_t nnames;
+	struct config_where where;	/* the entry (the listener for cert/key) */
+	struct config_where cert_where, key_where, ocsp_response_where, names_where;
+};
+
+/*
+ * A backend chosen by the negotiated ALPN protocol and/or the client's
+ * server name, instead of the listener's.  Its pacing is its own.
+ */
+struct route_settings {
+	char *alpn;			/* NULL: any protocol (or none) */
+	char *sni;			/* NULL: any server name (or none) */
+	struct hostport backend;
+	enum proxy_protocol proxy_protocol;
+	int proxy_protocol_client_cert;
+	int64_t backend_connect_rate;	/* 0: no limit */
+	int64_t backend_max_connecting;	/* 0: no limit */
+	struct config_where where;
+};
+
 /* Bits of listener_settings.protocols */
 #define PROTO_TLS12 0x1
 #define PROTO_TLS13 0x2
@@ -82,8 +112,15 @@ struct listener_settings {
 	char *name;
 	struct hostport listen;
 	struct hostport backend;
-	char *cert;			/* PEM: leaf first, chain after */
-	char *key;
+	struct certificate_settings *certificates;	/* at least one */
+	size_t ncertificates;
+	int certificates_listed;	/* a certificates list, not cert and key */
+	int sni_strict;			/* refuse a client whose server name matches none */
+	char **alpn;			/* offered protocols, preferred first; NULL: no ALPN */
+	size_t nalpn;
+	int alpn_required;		/* refuse a client that offers none of them */
+	struct route_settings *routes;	/* tried in order; NULL: always backend */
+	size_t nroutes;
 	char *client_ca;		/* NULL: none */
 	char *crl;			/* PEM CRLs of the client CAs; NULL: none */
 	char *ciphers;			/* NULL: the built-in default */
@@ -102,7 +139,7 @@ struct listener_settings {
 	int64_t backend_connect_rate;	/* backend connects begun per second; 0: no limit */
 	int64_t backend_max_connecting;	/* backend connects in flight at once; 0: no limit */
 	struct config_where where;	/* the listener's group */
-	struct config_where cert_where, key_where, client_ca_where, crl_where;
+	struct config_where client_ca_where, crl_where;
 	struct config_where ciphers_where, ciphersuites_where;
 };
 

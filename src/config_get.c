@@ -587,7 +587,8 @@ config_get_text(struct config_get_group *g, const char *name,
 
 	if ((rc = config_get_string(g, name, allowed, &text)) != 0)
 		return rc;
-	*where = config_get_where(g, config_get_member(g, name));
+	if (where != NULL)
+		*where = config_get_where(g, config_get_member(g, name));
 	if ((*out = strdup(text)) == NULL) {
 		config_get_report(g, config_get_member(g, name), name,
 		    "out of memory");
@@ -670,6 +671,120 @@ config_get_choice_set(struct config_get_group *g, const char *name,
 	if (bad)
 		return -1;
 	*out = bits;
+	return 0;
+}
+
+void
+config_strings_free(char **v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int
+config_strings_copy(char *const *from, size_t n, char ***out)
+{
+	size_t i;
+
+	*out = NULL;
+	if (from == NULL)
+		return 0;
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (((*out)[i] = strdup(from[i])) == NULL) {
+			config_strings_free(*out, i);
+			*out = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+config_get_strings(struct config_get_group *g, const char *name,
+    const char *allowed, const char *(*check)(const char *), char ***out, size_t *n,
+    struct config_where *where)
+{
+	const config_setting_t *st = config_get_member(g, name), *e;
+	char full[128], shown[96];
+	const char *text, *why;
+	char **v;
+	int i, len, bad = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (st == NULL)
+		return 1;
+	config_get_name(g, name, full, sizeof(full));
+	if (!config_setting_is_list(st) && !config_setting_is_array(st)) {
+		config_get_report(g, st, full, "expected a list of strings, got %s (%s)",
+		    config_get_type_name(st), allowed);
+		return -1;
+	}
+	if ((len = config_setting_length(st)) == 0) {
+		config_get_report(g, st, full, "empty (%s)", allowed);
+		return -1;
+	}
+	if ((v = calloc((size_t)len, sizeof(*v))) == NULL) {
+		config_get_report(g, st, full, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		e = config_setting_get_elem(st, (unsigned)i);
+		snprintf(full, sizeof(full), "%s%s[%d]", g->prefix, name, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    *(text = config_setting_get_string(e)) == '\0') {
+			config_get_report(g, e, full, "expected a non-empty string, got %s (%s)",
+			    config_setting_type(e) == CONFIG_TYPE_STRING ? "\"\"" :
+			    config_get_type_name(e), allowed);
+			bad = 1;
+		} else if (check != NULL && (why = check(text)) != NULL) {
+			config_get_report(g, e, full, "%s %s (%s)",
+			    config_get_printable(text, 1, shown, sizeof(shown)), why, allowed);
+			bad = 1;
+		} else if ((v[i] = strdup(text)) == NULL) {
+			config_get_report(g, e, full, "out of memory");
+			bad = 1;
+		}
+	}
+	if (bad) {
+		config_strings_free(v, (size_t)len);
+		return -1;
+	}
+	*out = v;
+	*n = (size_t)len;
+	if (where != NULL)
+		*where = config_get_where(g, st);
+	return 0;
+}
+
+int
+config_get_group_list(struct config_get_group *g, const char *name,
+    const char *allowed, size_t *n)
+{
+	const config_setting_t *st = config_get_member(g, name);
+	char full[128];
+
+	*n = 0;
+	if (st == NULL)
+		return 1;
+	config_get_name(g, name, full, sizeof(full));
+	if (!config_setting_is_list(st) && !config_setting_is_array(st)) {
+		config_get_report(g, st, full, "expected a list, got %s (%s)",
+		    config_get_type_name(st), allowed);
+		return -1;
+	}
+	if (config_setting_length(st) == 0) {
+		config_get_report(g, st, full, "empty (%s)", allowed);
+		return -1;
+	}
+	*n = (size_t)config_setting_length(st);
 	return 0;
 }
 

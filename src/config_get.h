@@ -175,7 +175,7 @@ int config_get_string(struct config_get_group *g, const char *name,
 /**
  * config_get_text(g, name, allowed, out, where): config_get_string(), with
  * the string copied into ${*out} (the caller frees it) and its position in
- * ${*where}.  ${*out} is left alone if the setting is absent or bad.
+ * ${*where} (unless NULL).  ${*out} is left alone if the setting is absent or bad.
  */
 int config_get_text(struct config_get_group *g, const char *name,
     const char *allowed, char **out, struct config_where *where);
@@ -194,6 +194,33 @@ int config_get_choice(struct config_get_group *g, const char *name,
  */
 int config_get_choice_set(struct config_get_group *g, const char *name,
     const struct config_get_choice *choices, unsigned def, unsigned *out);
+
+/**
+ * config_get_strings(g, name, allowed, check, out, n, where): a non-empty
+ * list or array of non-empty strings, each accepted by ${check} (NULL:
+ * any), which returns NULL or why a string is not allowed.  The strings
+ * are copied into a new array in ${*out} of ${*n}, freed with
+ * config_strings_free(); ${*out} is NULL unless 0 is returned.
+ */
+int config_get_strings(struct config_get_group *g, const char *name,
+    const char *allowed, const char *(*check)(const char *), char ***out, size_t *n,
+    struct config_where *where);
+
+/** config_strings_free(v, n): free the ${n} strings of ${v} and ${v}; NULL is fine. */
+void config_strings_free(char **v, size_t n);
+
+/**
+ * config_strings_copy(from, n, out): a deep copy of ${n} strings in
+ * ${*out} (NULL when ${from} is); 0, or -1 when memory runs out.
+ */
+int config_strings_copy(char *const *from, size_t n, char ***out);
+
+/**
+ * config_get_group_list(g, name, allowed, n): ${name} is a non-empty list
+ * of groups, read with config_get_open_elem(); its length in ${*n}.
+ */
+int config_get_group_list(struct config_get_group *g, const char *name,
+    const char *allowed, size_t *n);
 
 /**
  * config_get_path(g, name, allowed, out, where): config_get_text() of a

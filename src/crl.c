@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "crl.h"
 #include "log.h"
@@ -33,8 +34,11 @@ struct crl_set {
 	char *file;
 	STACK_OF(X509_CRL) *crls;	/* each signature verified at load */
 	time_t next_update;		/* the earliest; 0: none has one */
+	int chain;			/* crl_check = "chain": the CAs are checked too */
 	atomic_int warned;		/* the expired-CRL warning of this load is out */
 };
+
+#define CRL_CHAIN_MAX 10		/* CAs above a device looked up on resumption */
 
 static int ctx_index = -1, ssl_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
@@ -314,6 +318,7 @@ crl_load(SSL_CTX *ctx, const struct listener_settings *ls, struct config_errors 
 		return -1;
 	}
 	atomic_init(&set->warned, 0);
+	set->chain = ls->crl_check == CRL_CHECK_CHAIN;
 	if ((set->listener = strdup(ls->name)) == NULL ||
 	    (set->file = strdup(ls->crl)) == NULL ||
 	    (set->crls = sk_X509_CRL_new_null()) == NULL)
@@ -339,17 +344,15 @@ err2:
 	return -1;
 }
 
-int
-crl_is_revoked(SSL_CTX *ctx, const X509 *cert)
+/* Does a CRL of ${set} list ${cert}? */
+static int
+listed(const struct crl_set *set, const X509 *cert)
 {
 	const X509_NAME *issuer = X509_get_issuer_name(cert);
-	struct crl_set *set;
 	X509_REVOKED *rev;
 	X509_CRL *crl;
 	int i;
 
-	if (indexes() != 0 || (set = SSL_CTX_get_ex_data(ctx, ctx_index)) == NULL)
-		return 0;
 	for (i = 0; i < sk_X509_CRL_num(set->crls); i++) {
 		crl = sk_X509_CRL_value(set->crls, i);
 		/* 2 is "removeFromCRL", which only a delta CRL says: not revoked. */
@@ -358,6 +361,49 @@ crl_is_revoked(SSL_CTX *ctx, const X509 *cert)
 			return 1;
 	}
 	return 0;
+}
+
+/*
+ * With "chain", the CAs above ${leaf} too, as far as the listener's store
+ * holds them: a session carries the device's certificate but not the
+ * intermediates it sent, so those are found again among the client CAs.
+ */
+static int
+chain_listed(SSL_CTX *ctx, const struct crl_set *set, X509 *leaf)
+{
+	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+	X509 *cert = leaf, *issuer = NULL;
+	int depth, revoked = 0;
+
+	if (sctx == NULL || X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf,
+	    NULL) != 1)
+		goto done;
+	for (depth = 0; depth < CRL_CHAIN_MAX && !revoked; depth++) {
+		if (X509_STORE_CTX_get1_issuer(&issuer, sctx, cert) != 1)
+			break;
+		revoked = listed(set, issuer);
+		if (cert != leaf)
+			X509_free(cert);
+		cert = issuer;
+		/* A self-signed root ends the chain. */
+		if (X509_check_issued(cert, cert) == X509_V_OK)
+			break;
+	}
+	if (cert != leaf)
+		X509_free(cert);
+done:
+	X509_STORE_CTX_free(sctx);
+	return revoked;
+}
+
+int
+crl_is_revoked(SSL_CTX *ctx, X509 *cert)
+{
+	struct crl_set *set;
+
+	if (indexes() != 0 || (set = SSL_CTX_get_ex_data(ctx, ctx_index)) == NULL)
+		return 0;
+	return listed(set, cert) || (set->chain && chain_listed(ctx, set, cert));
 }
 
 time_t

@@ -28,13 +28,14 @@ int crl_load(SSL_CTX *ctx, const struct listener_settings *ls, struct config_err
 
 /**
  * crl_is_revoked(ctx, cert): 1 if a CRL loaded into ${ctx} by crl_load()
- * and issued by ${cert}'s issuer lists ${cert}'s serial number, 0 if none
- * does (or ${ctx} has no CRLs).  A lookup by issuer name and serial: no
- * signature is verified (crl_load() did that) and no time is checked (a
- * CRL past its nextUpdate still revokes).  Cheap and thread-safe, for
- * every session resumption.
+ * and issued by ${cert}'s issuer lists ${cert}'s serial number, or, with
+ * crl_check "chain", lists a CA above ${cert} that ${ctx}'s client CAs
+ * hold; 0 if none does (or ${ctx} has no CRLs).  Lookups by issuer name and
+ * serial: no signature is verified (crl_load() did that) and no time is
+ * checked (a CRL past its nextUpdate still revokes).  Cheap and
+ * thread-safe, for every session resumption.
  */
-int crl_is_revoked(SSL_CTX *ctx, const X509 *cert);
+int crl_is_revoked(SSL_CTX *ctx, X509 *cert);
 
 /**
  * crl_next_update(ctx): the earliest nextUpdate among ${ctx}'s CRLs, in

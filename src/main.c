@@ -3,6 +3,7 @@
  * reports on it (-t) or hands it to the server and runs in the foreground.
  */
 #define _GNU_SOURCE
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +30,16 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: tlsproxy [-c FILE] [-t] [-d] [-r] [-V] [-h]\n"
 	    "       tlsproxy -K [-c FILE]\n"
+	    "       tlsproxy --list-ocsp [-c FILE]\n"
 	    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -t       check the configuration and exit (0: valid, 78: errors)\n"
 	    "  -K       print the ticket key schedule (fingerprints, key names; no secret)\n"
 	    "  -d       log at debug level\n"
 	    "  -r       keep running as root when the config sets no user\n"
 	    "  -V       print the version and exit\n"
-	    "  -h       print this help and exit\n");
+	    "  -h       print this help and exit\n"
+	    "  --list-ocsp  print CERT<TAB>OCSP_RESPONSE for each certificate with an\n"
+	    "           ocsp_response (what tlsproxy-ocsp-refresh reads)\n");
 }
 
 static void
@@ -43,6 +47,21 @@ print_errors(const struct config_errors *errs)
 {
 	for (size_t i = 0; i < errs->count; i++)
 		fprintf(stderr, "%s\n", errs->lines[i]);
+}
+
+/* --list-ocsp: the files tlsproxy-ocsp-refresh keeps fresh. */
+static void
+print_ocsp_files(const struct settings *s)
+{
+	const struct certificate_settings *c;
+	size_t i, j;
+
+	for (i = 0; i < s->nlisteners; i++)
+		for (j = 0; j < s->listeners[i].ncertificates; j++) {
+			c = &s->listeners[i].certificates[j];
+			if (c->ocsp_response != NULL)
+				printf("%s\t%s\n", c->cert, c->ocsp_response);
+		}
 }
 
 /* -K: what every node with this seed must agree on, without the seed. */
@@ -72,10 +91,16 @@ main(int argc, char **argv)
 	struct config_errors errs = { 0 };
 	struct settings *s;
 	struct server *srv;
-	int opt, check_only = 0, print_keys = 0, debug = 0, allow_root = 0, rc;
+	static const struct option long_options[] = {
+		{ "list-ocsp", no_argument, NULL, 'O' }, { NULL, 0, NULL, 0 },
+	};
+	int opt, check_only = 0, print_keys = 0, list_ocsp = 0, debug = 0, allow_root = 0, rc;
 
-	while ((opt = getopt(argc, argv, "c:tdKrVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tdKrVh", long_options, NULL)) != -1) {
 		switch (opt) {
+		case 'O':
+			list_ocsp = 1;
+			break;
 		case 'c':
 			path = optarg;
 			break;
@@ -116,6 +141,11 @@ main(int argc, char **argv)
 		config_errors_clear(&errs);
 		settings_free(s);
 		return EXIT_CONFIG;
+	}
+	if (list_ocsp) {
+		print_ocsp_files(s);
+		settings_free(s);
+		return 0;
 	}
 	if (print_keys) {
 		rc = print_key_schedule(s);

@@ -232,9 +232,13 @@ write_handshakes(struct metrics *m, struct evbuffer *b)
 	    "handshake_timeout, or the client closed first.");
 	write_per_listener(m, b, "tlsproxy_handshake_failures_total", "reason", failures,
 	    NELEM(failures));
+	/* A cached session's lifetime ends at its certificate's notAfter and at
+	 * max_session_age, so the cache drops it before a rule could refuse it
+	 * as cert_expired or too_old. */
 	family(b, "tlsproxy_ticket_rejections_total", "counter", "Session tickets (and, "
-	    "for policy, cert_expired and too_old, session IDs) offered but not "
-	    "accepted (the client got a full handshake), by reason.");
+	    "for policy and revoked, cached sessions: TLS 1.2 session IDs, stateful "
+	    "TLS 1.3 tickets) offered but not accepted (the client got a full "
+	    "handshake), by reason.");
 	for (j = 0; j < NELEM(rejections); j++)
 		evbuffer_add_printf(b, "tlsproxy_ticket_rejections_total{reason=\"%s\"} %llu\n",
 		    rejections[j].label,

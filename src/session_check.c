@@ -3,12 +3,16 @@
  * context), the ticket appdata that carries the time of the full
  * handshake, and the one decision whether a session may resume.
  *
- * Fingerprint, version 1:
- *   SHA-256(0x01 || be32(len) name || verify_client ||
- *           be32(n) || (be32(len) DER)* of the client CA certificates, sorted)
- * Sorted, so that the order of the CA file does not matter.  What later
- * decides identity (the certificate chosen by SNI) is hashed after the CAs,
- * under a new version byte, so that every old session stops resuming.
+ * Fingerprint, version 2:
+ *   SHA-256(0x02 || be32(len) name || verify_client ||
+ *           be32(n) || (be32(len) DER)* of the client CA certificates, sorted ||
+ *           be32(n) || (be32(len) name)* of the server names, lower case, sorted)
+ * Sorted, so that the order of a file or a list does not matter.  The
+ * server names are those of the certificate group the connection is
+ * served with (cert_store.c): a session made under one certificate does
+ * not resume under another, and a renewed certificate for the same names
+ * keeps its sessions.  Each connection is bound to its group's fingerprint
+ * by session_check_bind() from the client hello callback.
  *
  * OpenSSL 3.0 compares the session ID context itself for every kind
  * (TLS 1.2 session IDs and tickets, TLS 1.3 stateless and stateful tickets:
@@ -17,9 +21,11 @@
  * and logged like the others.  So no fingerprint is carried in the ticket.
  */
 #define _GNU_SOURCE	/* timegm */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/asn1.h>
@@ -31,10 +37,11 @@
 #include "session_check.h"
 #include "stats.h"
 
-#define FINGERPRINT_VERSION 1
+#define FINGERPRINT_VERSION 2
 
 struct session_policy {
-	unsigned char fingerprint[SESSION_FINGERPRINT_LEN];
+	EVP_MD_CTX *policy;		/* the digest up to the server names */
+	unsigned char fingerprint[SESSION_FINGERPRINT_LEN];	/* without names */
 	int64_t max_age;		/* seconds */
 	char name[];			/* the listener's, for the log */
 };
@@ -51,13 +58,17 @@ static const struct {
 	[SESSION_REFUSED_REVOKED] = { "revoked", STAT_TICKET_REJECTED_REVOKED },
 };
 
-static int ctx_index = -1, ssl_index = -1;
+static int ctx_index = -1, ssl_index = -1, bound_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 static void
 policy_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-	free(ptr);
+	struct session_policy *p = ptr;
+
+	if (p != NULL)
+		EVP_MD_CTX_free(p->policy);
+	free(p);
 }
 
 static void
@@ -66,6 +77,8 @@ alloc_indexes(void)
 	ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, policy_free);
 	/* The accepted session's time of full handshake, for the next ticket. */
 	ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	/* The fingerprint a connection's sessions are made and resumed under. */
+	bound_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 static void
@@ -98,20 +111,22 @@ digest_block(EVP_MD_CTX *md, const void *p, size_t len)
 	return EVP_DigestUpdate(md, n, 4) == 1 && EVP_DigestUpdate(md, p, len) == 1 ? 0 : -1;
 }
 
-int
-session_fingerprint(const char *name, int verify_client, STACK_OF(X509) *cas,
-    unsigned char out[SESSION_FINGERPRINT_LEN])
+/*
+ * The digest of the policy part, ready for the names: what every
+ * certificate group of one listener shares.  NULL on failure.
+ */
+static EVP_MD_CTX *
+policy_digest_new(const char *name, int verify_client, STACK_OF(X509) *cas)
 {
 	int n = cas != NULL ? sk_X509_num(cas) : 0;
 	unsigned char head[1] = { FINGERPRINT_VERSION }, vc = (unsigned char)verify_client;
 	unsigned char count[4];
 	struct der *ders;
 	EVP_MD_CTX *md = NULL;
-	unsigned int len = 0;
-	int i, got = 0, rc = -1;
+	int i, got = 0, ok = 0;
 
 	if ((ders = calloc((size_t)n + 1, sizeof(*ders))) == NULL)
-		return -1;
+		return NULL;
 	for (got = 0; got < n; got++)
 		if ((ders[got].len = i2d_X509(sk_X509_value(cas, got), &ders[got].p)) <= 0)
 			goto done;
@@ -127,14 +142,67 @@ session_fingerprint(const char *name, int verify_client, STACK_OF(X509) *cas,
 	for (i = 0; i < n; i++)
 		if (digest_block(md, ders[i].p, (size_t)ders[i].len) != 0)
 			goto done;
-	/* Version 2 hashes the certificate chosen by SNI here. */
-	if (EVP_DigestFinal_ex(md, out, &len) == 1 && len == SESSION_FINGERPRINT_LEN)
-		rc = 0;
+	ok = 1;
 done:
-	EVP_MD_CTX_free(md);
 	for (i = 0; i < got; i++)
 		OPENSSL_free(ders[i].p);
 	free(ders);
+	if (!ok) {
+		EVP_MD_CTX_free(md);
+		md = NULL;
+	}
+	return md;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Finish a copy of ${policy} with the certificate group's ${names}. */
+static int
+digest_names(const EVP_MD_CTX *policy, char *const *names, size_t n,
+    unsigned char out[SESSION_FINGERPRINT_LEN])
+{
+	unsigned char count[4];
+	EVP_MD_CTX *md;
+	char **sorted = NULL, lower[256];
+	unsigned int len = 0;
+	size_t i, j;
+	int rc = -1;
+
+	if ((md = EVP_MD_CTX_new()) == NULL || EVP_MD_CTX_copy_ex(md, policy) != 1 ||
+	    (n > 0 && (sorted = malloc(n * sizeof(*sorted))) == NULL))
+		goto done;
+	if (n > 0)
+		memcpy(sorted, names, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), name_cmp);
+	put_be32(count, (uint32_t)n);
+	if (EVP_DigestUpdate(md, count, 4) != 1)
+		goto done;
+	for (i = 0; i < n; i++) {
+		for (j = 0; sorted[i][j] != '\0' && j < sizeof(lower); j++)
+			lower[j] = (char)tolower((unsigned char)sorted[i][j]);
+		if (digest_block(md, lower, j) != 0)
+			goto done;
+	}
+	if (EVP_DigestFinal_ex(md, out, &len) == 1 && len == SESSION_FINGERPRINT_LEN)
+		rc = 0;
+done:
+	free(sorted);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int
+session_fingerprint(const char *name, int verify_client, STACK_OF(X509) *cas,
+    char *const *names, size_t nnames, unsigned char out[SESSION_FINGERPRINT_LEN])
+{
+	EVP_MD_CTX *policy = policy_digest_new(name, verify_client, cas);
+	int rc = policy != NULL ? digest_names(policy, names, nnames, out) : -1;
+
+	EVP_MD_CTX_free(policy);
 	return rc;
 }
 
@@ -228,8 +296,9 @@ session_check_install(SSL_CTX *ctx, const struct settings *s,
 	if (ls->client_ca != NULL && (cas = X509_STORE_get1_all_certs(
 	    SSL_CTX_get_cert_store(ctx))) == NULL)
 		goto err;
-	if (session_fingerprint(ls->name, ls->client_ca != NULL ? (int)ls->verify_client :
-	    VERIFY_CLIENT_NONE, cas, p->fingerprint) != 0 ||
+	if ((p->policy = policy_digest_new(ls->name, ls->client_ca != NULL ?
+	    (int)ls->verify_client : VERIFY_CLIENT_NONE, cas)) == NULL ||
+	    digest_names(p->policy, NULL, 0, p->fingerprint) != 0 ||
 	    SSL_CTX_set_session_id_context(ctx, p->fingerprint, SESSION_FINGERPRINT_LEN) != 1 ||
 	    SSL_CTX_set_ex_data(ctx, ctx_index, p) != 1)
 		goto err;
@@ -237,8 +306,31 @@ session_check_install(SSL_CTX *ctx, const struct settings *s,
 	return 0;
 err:
 	sk_X509_pop_free(cas, X509_free);
+	if (p != NULL)
+		EVP_MD_CTX_free(p->policy);
 	free(p);
 	return -1;
+}
+
+int
+session_check_context(const SSL_CTX *ctx, char *const *names, size_t n,
+    unsigned char out[SESSION_FINGERPRINT_LEN])
+{
+	const struct session_policy *p;
+
+	if (ctx_index < 0 || (p = SSL_CTX_get_ex_data(ctx, ctx_index)) == NULL)
+		return -1;
+	return digest_names(p->policy, names, n, out);
+}
+
+int
+session_check_bind(SSL *ssl, const unsigned char *context)
+{
+	if (bound_index < 0 ||
+	    SSL_set_session_id_context(ssl, context, SESSION_FINGERPRINT_LEN) != 1 ||
+	    SSL_set_ex_data(ssl, bound_index, (void *)context) != 1)
+		return -1;
+	return 0;
 }
 
 const unsigned char *
@@ -317,7 +409,7 @@ enum session_verdict
 session_check(SSL *ssl, SSL_SESSION *sess, int64_t now, const char *via)
 {
 	const struct session_policy *p = NULL;
-	const unsigned char *sid_ctx;
+	const unsigned char *sid_ctx, *want;
 	unsigned int sid_len = 0;
 	enum session_verdict v;
 	X509 *peer;
@@ -328,11 +420,13 @@ session_check(SSL *ssl, SSL_SESSION *sess, int64_t now, const char *via)
 		p = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
 	if (p == NULL)
 		return SESSION_RESUME;
+	if ((want = SSL_get_ex_data(ssl, bound_index)) == NULL)
+		want = p->fingerprint;
 	sid_ctx = SSL_SESSION_get0_id_context(sess, &sid_len);
 	peer = SSL_SESSION_get0_peer(sess);
 	auth = auth_time_of(sess);
 	v = session_verdict(sid_len == SESSION_FINGERPRINT_LEN &&
-	    memcmp(sid_ctx, p->fingerprint, SESSION_FINGERPRINT_LEN) == 0,
+	    memcmp(sid_ctx, want, SESSION_FINGERPRINT_LEN) == 0,
 	    auth, not_after_of(peer), now, p->max_age);
 	/* A device revoked since its full handshake, by the CRLs loaded now:
 	 * a lookup by issuer and serial, cheap enough for every resumption. */

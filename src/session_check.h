@@ -36,14 +36,15 @@ enum session_verdict {
 };
 
 /**
- * session_fingerprint(name, verify_client, cas, out): the policy
- * fingerprint of a listener named ${name} that verifies clients as
+ * session_fingerprint(name, verify_client, cas, names, nnames, out): the
+ * policy fingerprint of a listener named ${name} that verifies clients as
  * ${verify_client} (enum verify_client) against the CA certificates
- * ${cas} (any order; NULL or empty for none).  0, or -1 if a certificate
- * cannot be encoded or hashing fails.
+ * ${cas} (any order; NULL or empty for none), serving the connection with
+ * the certificates for the ${nnames} server names ${names} (any order and
+ * case).  0, or -1 if a certificate cannot be encoded or hashing fails.
  */
 int session_fingerprint(const char *name, int verify_client, STACK_OF(X509) *cas,
-    unsigned char out[SESSION_FINGERPRINT_LEN]);
+    char *const *names, size_t nnames, unsigned char out[SESSION_FINGERPRINT_LEN]);
 
 /** session_appdata_encode(auth_time, out): ${auth_time} as ticket appdata; its length. */
 size_t session_appdata_encode(int64_t auth_time, unsigned char out[SESSION_APPDATA_LEN]);
@@ -88,7 +89,26 @@ const char *session_verdict_name(enum session_verdict v);
 int session_check_install(SSL_CTX *ctx, const struct settings *s,
     const struct listener_settings *ls);
 
-/** session_check_fingerprint(ctx): ${ctx}'s policy fingerprint, NULL if none was installed. */
+/**
+ * session_check_context(ctx, names, n, out): the fingerprint of ${ctx}'s
+ * policy with the certificates for the ${n} server names ${names}: the
+ * session ID context of connections served with them.  0, or -1.
+ */
+int session_check_context(const SSL_CTX *ctx, char *const *names, size_t n,
+    unsigned char out[SESSION_FINGERPRINT_LEN]);
+
+/**
+ * session_check_bind(ssl, context): ${ssl}'s sessions are made and may
+ * resume under ${context} (SESSION_FINGERPRINT_LEN bytes that outlive
+ * ${ssl}), from session_check_context().  Call it before the session is
+ * looked up: from the client hello callback.  0, or -1.
+ */
+int session_check_bind(SSL *ssl, const unsigned char *context);
+
+/**
+ * session_check_fingerprint(ctx): ${ctx}'s policy fingerprint without
+ * server names, NULL if none was installed.
+ */
 const unsigned char *session_check_fingerprint(const SSL_CTX *ctx);
 
 /**

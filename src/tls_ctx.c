@@ -1,5 +1,8 @@
 /*
- * tls_ctx: the TLS policy of a listener, expressed as an SSL_CTX.
+ * tls_ctx: the TLS policy of a listener, expressed as an SSL_CTX: it puts
+ * together the protocol range and ciphers, the certificates (cert_store),
+ * client verification and CRLs (crl), sessions (session_check,
+ * session_cache, ticket_keys) and ALPN (alpn).
  *
  * Defaults: TLS 1.2 and 1.3 only, ECDHE key exchange with AEAD ciphers,
  * X25519 first, no compression, no renegotiation, no 0-RTT.  The session
@@ -14,6 +17,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "alpn.h"
+#include "cert_store.h"
 #include "crl.h"
 #include "log.h"
 #include "session_cache.h"
@@ -37,6 +42,20 @@ static int
 accept_servername(SSL *ssl, int *alert, void *arg)
 {
 	return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * Every handshake starts here, before its session is looked up: the
+ * certificate group (and with it the session ID context) is chosen by the
+ * server name, and a client that offers no protocol where one is required
+ * is refused.
+ */
+static int
+on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	if (alpn_client_hello(ssl, alert) != 0 || cert_store_client_hello(ssl, alert) != 0)
+		return SSL_CLIENT_HELLO_ERROR;
+	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 /* Add an error naming ${where}, with OpenSSL's reasons appended. */
@@ -80,54 +99,6 @@ set_ciphers(SSL_CTX *ctx, const struct listener_settings *ls, struct config_erro
 		ssl_config_error(errs, &ls->where, "listeners", "cannot set key exchange groups");
 		rc = -1;
 	}
-	return rc;
-}
-
-/* Keys are never encrypted here: fail instead of asking on a terminal. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-	return -1;
-}
-
-/*
- * The key is read and checked against the leaf before it is installed:
- * SSL_CTX_use_PrivateKey_file() would refuse a key of another certificate
- * with nothing but OpenSSL's "key values mismatch" to say why.
- */
-static int
-load_certificate(SSL_CTX *ctx, const struct listener_settings *ls, struct config_errors *errs)
-{
-	EVP_PKEY *key = NULL;
-	BIO *in;
-	int rc = -1;
-
-	if (SSL_CTX_use_certificate_chain_file(ctx, ls->cert) != 1) {
-		ssl_config_error(errs, &ls->cert_where, "cert",
-		    "cannot load the certificate chain (PEM, leaf first)");
-		return -1;
-	}
-	if ((in = BIO_new_file(ls->key, "r")) != NULL)
-		key = PEM_read_bio_PrivateKey(in, NULL, no_passphrase, NULL);
-	BIO_free(in);
-	if (key == NULL) {
-		ssl_config_error(errs, &ls->key_where, "key",
-		    "cannot load the private key (PEM, unencrypted)");
-		goto done;
-	}
-	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1) {
-		ssl_config_error(errs, &ls->key_where, "key",
-		    "the private key does not match the certificate");
-		goto done;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-		ssl_config_error(errs, &ls->key_where, "key",
-		    "cannot use the private key");
-		goto done;
-	}
-	rc = 0;
-done:
-	EVP_PKEY_free(key);
 	return rc;
 }
 
@@ -236,8 +207,6 @@ tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
 	}
 	if (set_ciphers(ctx, ls, errs) != 0)
 		failed = 1;
-	if (load_certificate(ctx, ls, errs) != 0)
-		failed = 1;
 	/* CRLs are checked against the client CAs: only once those loaded. */
 	if (set_client_verification(ctx, ls, errs) != 0 || crl_load(ctx, ls, errs) != 0)
 		failed = 1;
@@ -245,6 +214,14 @@ tls_ctx_new(const struct settings *s, const struct listener_settings *ls,
 		ssl_config_error(errs, &ls->where, "listeners", "cannot set the session policy");
 		failed = 1;
 	}
+	/* Each certificate group's session ID context extends the policy's. */
+	if (cert_store_install(ctx, ls, (int64_t)time(NULL), errs) != 0)
+		failed = 1;
+	if (alpn_install(ctx, ls) != 0) {
+		ssl_config_error(errs, &ls->where, "alpn", "cannot set the protocols");
+		failed = 1;
+	}
+	SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
 	if (failed) {
 		SSL_CTX_free(ctx);
 		return NULL;

@@ -6,7 +6,10 @@ openssl s_client), logged with its subject and serial and counted as
 `revoked`; a reload with a new CRL revokes without a restart; a broken CRL
 is refused by -t and by SIGHUP (the old CRLs stay); a CRL past its
 nextUpdate still revokes, is logged once per load and shows in the
-metrics."""
+metrics.  On resumption: tickets and TLS 1.2 session IDs of a device
+revoked by a reload do not resume, while a good device's still do; and
+across two nodes with one seed, a ticket from the node whose CRL does not
+list the device does not resume on the node whose CRL does."""
 
 import calendar
 import os
@@ -15,14 +18,13 @@ import signal
 import ssl
 import sys
 import time
-import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
 from tplib import (TLS12, TLS13, TLSClient, Daemon, EchoBackend, TestCA, case,  # noqa: E402
                    cert, check, check_eq, client_context, free_port, listener_conf,
-                   make_conf, run, tmpfile)
+                   make_conf, metric_value, run, scrape_metrics, tmpfile)
 
 DEVICE_EXTENSIONS = """[ device ]
 basicConstraints = critical, CA:FALSE
@@ -129,20 +131,6 @@ def reload(d, conf):
     return mark
 
 
-def scrape(mport):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
-        return r.read().decode()
-
-
-def metric(body, name, **labels):
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in body.splitlines():
-        m = re.match(r"^%s\{([^}]*)\} (\S+)$" % re.escape(name), line)
-        if m and ",".join(sorted(m.group(1).split(","))) == want:
-            return float(m.group(2))
-    return None
-
-
 def check_t(conf_text, want):
     """tlsproxy -t on ${conf_text}: exit 78 and an error matching ${want}."""
     path = tmpfile("check-%d.conf" % time.monotonic_ns(), conf_text)
@@ -165,11 +153,11 @@ def _():
         d.wait_log(revoked_line(serials), 5, since=mark)
         time.sleep(0.2)
         check_eq(backend.count(), n, "backend connections of the revoked s_client")
-    body = scrape(mport)
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked"), 4.0, "revoked failures in the metrics")
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="error"), 0.0, "other failures in the metrics")
+    body = scrape_metrics(mport)
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 4.0, "revoked failures in the metrics")
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="error"), 0.0, "other failures in the metrics")
     check_eq(d.count_log(r"revoked by the CRL"), 4, "log lines of revoked devices")
 
 
@@ -242,6 +230,132 @@ def _():
              "tickets refused as revoked")
 
 
+def cached_session_revoked(tag, tickets, version=TLS12, via="session ID"):
+    """A session the server caches (a TLS 1.2 session ID, or a TLS 1.3
+    stateful ticket that names a cache entry), the device revoked by a
+    reload with a new CRL: its session does not resume (reason revoked,
+    logged, counted) and the full handshake that follows is refused; a good
+    device's session, made before the same reload, still resumes (the
+    cache is kept)."""
+    ca, serials, d, port, backend, conf, mport = setup(tag, metrics=True, tickets=tickets)
+    serials["later"] = ca.issue("later")
+    ctxs, sessions = {}, {}
+    for dev in ("later", "good"):
+        ctx = ctxs[dev] = ca.ctx(version, dev)
+        if version == TLS12:
+            # A client that sends no ticket extension resumes by session ID only.
+            ctx.options |= ssl.OP_NO_TICKET
+        c = TLSClient(port, version, ctx=ctx)
+        c.roundtrip(b"full handshake")
+        if version == TLS12:
+            check(not c.obj.session.has_ticket, "%s: the server issued a ticket" % dev)
+            check(len(c.obj.session.id) > 0, "%s: no session ID" % dev)
+        else:
+            check(c.obj.session.has_ticket, "%s: no TLS 1.3 ticket" % dev)
+        sessions[dev] = c.obj.session
+        c.close()
+        r = TLSClient(port, version, ctx=ctx, session=sessions[dev])
+        r.roundtrip(b"resumed before")
+        check(r.obj.session_reused, "%s: %s not resumed before the reload" % (dev, via))
+        r.close()
+    ca.revoke("later")
+    ca.crl(ca.path("devices.crl"))
+    mark = reload(d, conf())
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    body = scrape_metrics(mport)
+    revoked = metric_value(body, "tlsproxy_ticket_rejections_total", reason="revoked")
+    failed = metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked")
+    refused(ca, port, version, "later", backend, ctx=ctxs["later"], session=sessions["later"])
+    g = TLSClient(port, version, ctx=ctxs["good"], session=sessions["good"])
+    g.roundtrip(b"resumed after the reload")
+    check(g.obj.session_reused, "a good device's %s did not resume after the reload" % via)
+    g.close()
+    d.wait_log(r"devs: %s not resumed \(revoked\), client \"CN=later\", serial %s; "
+               r"full handshake" % (via, serials["later"]), 5, since=mark)
+    body = scrape_metrics(mport)
+    check_eq(metric_value(body, "tlsproxy_ticket_rejections_total", reason="revoked") - revoked,
+             1.0, "%ss refused as revoked" % via)
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked") - failed, 1.0, "full handshakes refused as revoked")
+
+
+@case('tickets mode "off": a device revoked after its full handshake does not resume its '
+      "TLS 1.2 session ID after a reload with a new CRL; a good device's session ID still "
+      "resumes")
+def _():
+    cached_session_revoked("sid-off", 'mode = "off";')
+
+
+@case("a client that sends no ticket extension (stateless tickets on the server): its "
+      "revoked session ID does not resume after a reload; a good one still does")
+def _():
+    cached_session_revoked("sid-noticket",
+                           'mode = "stateless"; seed = "crl-session-id-seed-0123456789ab";')
+
+
+@case('tickets mode "stateful": a revoked device\'s TLS 1.3 ticket, which names a cache '
+      "entry, does not resume after a reload; a good one still does")
+def _():
+    cached_session_revoked("stateful13", 'mode = "stateful";', TLS13, "stateful ticket")
+
+
+@case("two nodes with one seed, the device revoked in node B's CRL only: its tickets from "
+      "node A (TLS 1.3 and TLS 1.2) do not resume on B (revoked, logged, counted) and the "
+      "full handshake there is refused; they still resume on A; a good device's resume on both")
+def _():
+    ca = DeviceCA("nodes-ca")
+    serials = {dev: ca.issue(dev) for dev in ("good", "later")}
+    crl_a = ca.crl(ca.path("a.crl"))
+    ca.revoke("later")
+    crl_b = ca.crl(ca.path("b.crl"))
+    backend = EchoBackend()
+    tickets = 'mode = "stateless"; seed = "crl-two-nodes-seed-0123456789abcd";'
+    nodes = {}
+    for name, crl in (("A", crl_a), ("B", crl_b)):
+        port, mport = free_port(), free_port()
+        d = Daemon(make_conf(listener_conf("devs", port, backend.port, client_ca=ca.pem,
+                                           verify_client="require", crl=crl),
+                             tickets=tickets, extra='metrics = "127.0.0.1:%d";' % mport),
+                   name="node" + name).start()
+        nodes[name] = (d, port, mport)
+    (a, port_a, mport_a), (b, port_b, mport_b) = nodes["A"], nodes["B"]
+    mark = b.mark()
+    for version in (TLS13, TLS12):
+        sessions = {}
+        for dev in ("good", "later"):
+            ctx = ca.ctx(version, dev)
+            c = TLSClient(port_a, version, ctx=ctx)
+            c.roundtrip(b"full handshake on A")
+            check(c.obj.session.has_ticket, "%s %s: no ticket from A" % (dev, version))
+            sessions[dev] = (ctx, c.obj.session)
+            c.close()
+        ctx, sess = sessions["good"]
+        g = TLSClient(port_b, version, ctx=ctx, session=sess)
+        g.roundtrip(b"A's ticket on B")
+        check(g.obj.session_reused, "a good device's ticket from A did not resume on B (%s)"
+              % version)
+        g.close()
+        ctx, sess = sessions["later"]
+        refused(ca, port_b, version, "later", backend, ctx=ctx, session=sess)
+        r = TLSClient(port_a, version, ctx=ctx, session=sess)
+        r.roundtrip(b"A's ticket on A")
+        check(r.obj.session_reused, "the device's ticket did not resume on A, whose CRL does "
+              "not list it (%s)" % version)
+        r.close()
+    b.wait_log(r"devs: ticket not resumed \(revoked\), client \"CN=later\", serial %s"
+               % serials["later"], 5, since=mark)
+    body_a, body_b = scrape_metrics(mport_a), scrape_metrics(mport_b)
+    check_eq(metric_value(body_b, "tlsproxy_ticket_rejections_total", reason="revoked"), 2.0,
+             "B's tickets refused as revoked")
+    check_eq(metric_value(body_b, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 2.0, "B's full handshakes refused as revoked")
+    check_eq(metric_value(body_a, "tlsproxy_ticket_rejections_total", reason="revoked"), 0.0,
+             "A's tickets refused as revoked")
+    check_eq(metric_value(body_a, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 0.0, "A's full handshakes refused as revoked")
+
+
 @case("a broken CRL file: -t reports FILE:LINE: crl, and SIGHUP is refused with the "
       "old CRLs in force")
 def _():
@@ -304,11 +418,11 @@ def _():
         works(ca, port, version, "good")
         refused(ca, port, version, "bad", backend)
     check_eq(len(re.findall(warn, d.log_since(mark))), 1, "expired-CRL warnings in one load")
-    body = scrape(mport)
-    check_eq(metric(body, "tlsproxy_crl_next_update_timestamp_seconds", listener="devs"),
+    body = scrape_metrics(mport)
+    check_eq(metric_value(body, "tlsproxy_crl_next_update_timestamp_seconds", listener="devs"),
              float(nxt), "the metric's nextUpdate")
-    check_eq(metric(body, "tlsproxy_handshake_failures_total", listener="devs",
-                    reason="revoked"), 4.0, "revoked failures")
+    check_eq(metric_value(body, "tlsproxy_handshake_failures_total", listener="devs",
+                          reason="revoked"), 4.0, "revoked failures")
     # Another load warns again, once; a fresh CRL silences it.
     mark = reload(d, conf(crl=expired))
     works(ca, port, TLS13, "good")
@@ -319,7 +433,8 @@ def _():
     works(ca, port, TLS13, "good")
     refused(ca, port, TLS13, "bad", backend)
     check("past its nextUpdate" not in d.log_since(mark), "a fresh CRL logged as expired")
-    got = metric(scrape(mport), "tlsproxy_crl_next_update_timestamp_seconds", listener="devs")
+    got = metric_value(scrape_metrics(mport), "tlsproxy_crl_next_update_timestamp_seconds",
+                       listener="devs")
     check(got is not None and now + 86400 - 60 <= got <= time.time() + 86400 + 60,
           "the metric after a fresh CRL: %r" % got)
 

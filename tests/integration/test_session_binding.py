@@ -5,9 +5,9 @@ client-certificate policy (name, verify_client, client CAs) across a
 SIGHUP and across nodes with the same seed; the same configuration on two
 nodes still resumes across them; max_session_age ends a chain of TLS 1.3
 resumptions on every node; a session never outlives its client
-certificate; the TLS 1.2 session cache survives a reload that leaves the
-policy alone.  Each of the three kinds: TLS 1.3 ticket, TLS 1.2 ticket,
-TLS 1.2 session ID."""
+certificate, on the node that issued it or on another; the TLS 1.2
+session cache survives a reload that leaves the policy alone.  Each of the
+three kinds: TLS 1.3 ticket, TLS 1.2 ticket, TLS 1.2 session ID."""
 
 import os
 import re
@@ -21,8 +21,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
 from tplib import (TLS12, TLS13, Daemon, EchoBackend, TLSClient, case, cert,  # noqa: E402
-                   check, check_eq, client_context, listener_conf, make_conf, run,
-                   s_client, tmpdir, tmpfile, free_port)
+                   check, check_eq, client_context, listener_conf, make_conf, metric_value,
+                   run, s_client, scrape_metrics, tmpdir, tmpfile, free_port)
 from tp_core import OPENSSL  # noqa: E402
 
 KINDS = ("TLS 1.3 ticket", "TLS 1.2 ticket", "TLS 1.2 session ID")
@@ -35,7 +35,7 @@ def seed():
 
 
 def conf(port, backend, verify_client="optional", client_ca=None, max_age=None,
-         extra=None, seed_file=""):
+         extra=None, seed_file="", metrics=None):
     tickets = 'mode = "stateless"; seed_file = "%s";' % seed_file
     if max_age:
         tickets += ' max_session_age = "%s";' % max_age
@@ -43,7 +43,8 @@ def conf(port, backend, verify_client="optional", client_ca=None, max_age=None,
     if extra:
         settings.update(extra)
     return make_conf(listener_conf("mqtt", port, backend.port, **settings),
-                     tickets=tickets)
+                     tickets=tickets,
+                     extra='metrics = "127.0.0.1:%d";' % metrics if metrics else "")
 
 
 def node(backend, **kw):
@@ -69,6 +70,13 @@ def reload(d, **kw):
 
 def stats(d):
     return d.counters()[0]
+
+
+def rejections(d, reason):
+    """tlsproxy_ticket_rejections_total{reason} on ${d}'s /metrics (a node
+    made with metrics=free_port())."""
+    return metric_value(scrape_metrics(d.kw["metrics"]), "tlsproxy_ticket_rejections_total",
+                        reason=reason)
 
 
 def ctx_of(kind, client_cert=None):
@@ -168,24 +176,34 @@ def _():
 
 
 @case("two nodes, same name and seed: the same policy resumes across them (TLS 1.2 "
-      "and 1.3 tickets); verify_client optional on one, require on the other does not")
+      "and 1.3 tickets); verify_client optional on one, require on the other does not: "
+      "a certificate-less ticket from the first is refused on the second (policy, logged, "
+      "counted) and still resumes where it came from")
 def _():
     backend = EchoBackend()
     s = seed()
     a = node(backend, seed_file=s)
     b = node(backend, seed_file=s)
-    strict = node(backend, seed_file=s, verify_client="require")
+    strict = node(backend, seed_file=s, verify_client="require", metrics=free_port())
     dev = sessions(a.port, client_cert="client")
     del dev[KINDS[2]]   # session IDs are node-local
     check_eq(resume_all(b.port, dev), dict.fromkeys(KINDS[:2], True), "A's tickets on B")
-    before = stats(strict)["ticket_rejected_policy"]
+    before = rejections(strict, "policy")
     check_eq(resume_all(strict.port, dev), dict.fromkeys(KINDS[:2], False),
              "A's tickets on the stricter node")
-    check_eq(stats(strict)["ticket_rejected_policy"], before + 2, "ticket_rejected_policy")
+    check_eq(rejections(strict, "policy"), before + 2, "policy rejections of device tickets")
     anon = sessions(a.port)
     del anon[KINDS[2]]
+    mark = strict.mark()
     check_eq(resume_all(strict.port, anon), dict.fromkeys(KINDS[:2], None),
              "certificate-less tickets on the stricter node: refused")
+    check_eq(rejections(strict, "policy"), before + 4,
+             "policy rejections after the certificate-less tickets")
+    log = strict.log_since(mark)
+    check_eq(len(re.findall(r"mqtt: ticket not resumed \(policy\), no client certificate; "
+                            r"full handshake", log)), 2, "policy lines:\n" + log)
+    check_eq(resume_all(a.port, anon), dict.fromkeys(KINDS[:2], True),
+             "certificate-less tickets on the node that issued them")
 
 
 @case("max_session_age: a chain of TLS 1.3 resumptions on node A keeps the time of "
@@ -235,7 +253,8 @@ def short_lived_client(name, seconds):
     os.makedirs(d, exist_ok=True)
     open(os.path.join(d, "index.txt"), "w").close()
     with open(os.path.join(d, "serial"), "w") as f:
-        f.write("%X\n" % (0x1000 + int(time.time()) % 0x10000))
+        # openssl ca reads an even number of hex digits only.
+        f.write("%s\n" % os.urandom(8).hex().upper())
     cnf = tmpfile(name + "-ca.cnf", """
 [ ca ]
 default_ca = this
@@ -297,5 +316,40 @@ def _():
     d.wait_log(r"mqtt: ticket not resumed \(cert_expired\), client \"CN=brief\", serial", 5,
                since=mark)
 
+
+
+@case("a client certificate that expires in 3 s, two nodes with one seed: node A's TLS 1.2 "
+      "and TLS 1.3 tickets resume on node B before its notAfter; after it, B refuses A's "
+      "TLS 1.2 ticket (cert_expired, logged, counted) and the full handshake")
+def _():
+    backend = EchoBackend()
+    s = seed()
+    a = node(backend, seed_file=s, verify_client="require")
+    b = node(backend, seed_file=s, verify_client="require", metrics=free_port())
+    name = short_lived_client("brief2", 3)
+    not_after = time.time() + 3
+    args = ["-tls1_2", "-cert", cert(name + ".pem"), "-key", cert(name + ".key")]
+    f = tmpfile("brief2-12.pem")
+    rc, out = s_client(a.port, args + ["-sess_out", f])
+    check_eq(rc, 0, "s_client on A:\n" + out[-1500:])
+    ctx13 = ctx_of(KINDS[0], name)
+    reused, sess13 = connect(a.port, ctx13)
+    check_eq(reused, False, "TLS 1.3 full handshake on A")
+    check(0 < sess13.ticket_lifetime_hint <= 3, "A's TLS 1.3 lifetime hint %d"
+          % sess13.ticket_lifetime_hint)
+    rc, out = s_client(b.port, args + ["-sess_in", f])
+    check(rc == 0 and re.search(r"^Reused, TLSv1\.2", out, re.M),
+          "A's TLS 1.2 ticket on B before the notAfter:\n" + out[-1500:])
+    check_eq(connect(b.port, ctx13, sess13)[0], True, "A's TLS 1.3 ticket on B before")
+    time.sleep(max(0.0, not_after + 1.2 - time.time()))
+    before = rejections(b, "cert_expired")
+    mark = b.mark()
+    # openssl s_client offers a TLS 1.2 ticket past its hint; B must refuse it.
+    rc, out = s_client(b.port, args + ["-sess_in", f])
+    check(rc != 0, "an expired certificate's handshake succeeded on B:\n" + out[-1500:])
+    check_eq(rejections(b, "cert_expired"), before + 1, "B's cert_expired rejections")
+    b.wait_log(r"mqtt: ticket not resumed \(cert_expired\), client \"CN=brief2\", serial "
+               r"[0-9A-F]+; full handshake", 5, since=mark)
+    check_eq(connect(b.port, ctx13, sess13)[0], None, "A's TLS 1.3 session on B after")
 
 tplib.main()

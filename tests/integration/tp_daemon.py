@@ -1,6 +1,7 @@
 """tp_daemon: the programs under test: config text for tlsproxy, the
 daemon itself (Daemon: start, signals, log, fds, stop with its exit status
-and sanitizer reports checked), and Debian's mosquitto as an MQTT backend.
+and sanitizer reports checked), its metrics endpoint, and Debian's
+mosquitto as an MQTT backend.
 """
 
 import os
@@ -8,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 from tp_core import (MOSQUITTO, TLSPROXY, Failure, Skip, cert, defer, free_port,
                      port_open, show_log_on_failure, start_server, stop_process, tail,
@@ -276,6 +278,24 @@ class Daemon:
         with open("/proc/%d/stat" % self.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scrape_metrics(port):
+    """scrape_metrics(port): the text of GET /metrics on 127.0.0.1:${port}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def metric_value(body, name, **labels):
+    """metric_value(body, name, **labels): the value of sample ${name} whose
+    labels are exactly ${labels} (any order) in the scrape ${body}; None if
+    there is none."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in body.splitlines():
+        m = re.match(r"^%s\{([^}]*)\} (\S+)$" % re.escape(name), line)
+        if m and ",".join(sorted(m.group(1).split(","))) == want:
+            return float(m.group(2))
+    return None
 
 
 class Mosquitto:

@@ -64,10 +64,10 @@ START_TEST(test_minimal)
 	ck_assert_str_eq(l->backend.host, "127.0.0.1");
 	ck_assert_int_eq(l->backend.port, 1883);
 	snprintf(path, sizeof(path), "%s/cert.pem", tl_dir());
-	ck_assert_str_eq(l->cert, path);
+	ck_assert_str_eq(l->certificates[0].cert, path);
 	ck_assert_str_eq(l->where.file, s->path);
 	ck_assert_int_eq(l->where.line, 2);
-	ck_assert_int_eq(l->cert_where.line, 2);
+	ck_assert_int_eq(l->certificates[0].cert_where.line, 2);
 	ck_assert_int_eq(s->tickets.where.line, 1);
 	settings_free(s);
 }
@@ -98,8 +98,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(s->tickets.max_session_age, 7 * 86400);
 
 	/* The key defaults to the cert: a combined PEM. */
-	ck_assert_str_eq(l->key, l->cert);
-	ck_assert_int_eq(l->key_where.line, l->cert_where.line);
+	ck_assert_str_eq(l->certificates[0].key, l->certificates[0].cert);
+	ck_assert_int_eq(l->certificates[0].key_where.line, l->certificates[0].cert_where.line);
 	ck_assert_ptr_null(l->client_ca);
 	ck_assert_ptr_null(l->ciphers);
 	ck_assert_ptr_null(l->ciphersuites);
@@ -190,7 +190,7 @@ START_TEST(test_every_setting)
 	ck_assert_str_eq(l->listen.host, "::");
 	ck_assert_int_eq(l->backend.numeric, 0);
 	ck_assert_str_eq(l->backend.host, "broker.example");
-	ck_assert_ptr_nonnull(strstr(l->key, "/key.pem"));
+	ck_assert_ptr_nonnull(strstr(l->certificates[0].key, "/key.pem"));
 	ck_assert_ptr_nonnull(strstr(l->client_ca, "/ca.pem"));
 	ck_assert_uint_eq(l->protocols, PROTO_TLS13);
 	ck_assert_str_eq(l->ciphers, "ECDHE+AESGCM");
@@ -208,8 +208,8 @@ START_TEST(test_every_setting)
 	ck_assert_int_eq(l->backend_connect_rate, 7);
 	ck_assert_int_eq(l->backend_max_connecting, 9);
 	ck_assert_int_eq(l->where.line, 15);
-	ck_assert_int_eq(l->cert_where.line, 19);
-	ck_assert_int_eq(l->key_where.line, 20);
+	ck_assert_int_eq(l->certificates[0].cert_where.line, 19);
+	ck_assert_int_eq(l->certificates[0].key_where.line, 20);
 	ck_assert_int_eq(l->client_ca_where.line, 21);
 	ck_assert_int_eq(l->ciphers_where.line, 23);
 	ck_assert_int_eq(l->ciphersuites_where.line, 24);
@@ -295,7 +295,7 @@ START_TEST(test_include)
 	snprintf(path, sizeof(path), "%s/listeners.conf", tl_dir());
 	ck_assert_str_eq(s->listeners[0].where.file, path);
 	ck_assert_int_eq(s->listeners[0].where.line, 2);
-	ck_assert_str_eq(s->listeners[0].cert_where.file, path);
+	ck_assert_str_eq(s->listeners[0].certificates[0].cert_where.file, path);
 	settings_free(s);
 
 	/* Errors inside it name it too. */
@@ -694,11 +694,11 @@ START_TEST(test_unknown_settings)
 	    "{ name = \"b\"; listen = \"127.0.0.1:2\"; backend = \"x:1\";\n"
 	    "  cert = \"@DIR@/cert.pem\"; timeout = 5; } );\n", 4,
 	    "listeners[1].timeout: unknown setting (allowed: name, listen, "
-	    "backend, cert, key, client_ca, protocols, ciphers, ciphersuites, "
-	    "verify_client, crl, crl_check, handshake_timeout, connect_timeout, idle_timeout, "
-	    "max_connections, full_handshake_rate, full_handshake_burst, "
+	    "backend, cert, key, certificates, sni_strict, client_ca, protocols, ciphers, "
+	    "ciphersuites, verify_client, crl, crl_check, handshake_timeout, connect_timeout, "
+	    "idle_timeout, max_connections, full_handshake_rate, full_handshake_burst, "
 	    "backend_connect_rate, backend_max_connecting, proxy_protocol, "
-	    "proxy_protocol_client_cert)");
+	    "proxy_protocol_client_cert, alpn, alpn_required, routes)");
 }
 END_TEST
 
@@ -1022,8 +1022,8 @@ START_TEST(test_listener_settings_copy)
 	settings_free(s);	/* the copy needs none of it */
 
 	ck_assert_str_eq(copy.name, "a");
-	ck_assert_str_eq(copy.cert, cert);
-	ck_assert_str_eq(copy.key, cert);
+	ck_assert_str_eq(copy.certificates[0].cert, cert);
+	ck_assert_str_eq(copy.certificates[0].key, cert);
 	ck_assert_str_eq(copy.ciphers, "ECDHE+AESGCM");
 	ck_assert_ptr_nonnull(strstr(copy.client_ca, "/ca.pem"));
 	ck_assert_ptr_nonnull(strstr(copy.crl, "/ca.pem"));
@@ -1035,8 +1035,8 @@ START_TEST(test_listener_settings_copy)
 	ck_assert_int_eq(copy.proxy_protocol, PROXY_PROTOCOL_V2);
 	/* Positions name the files of a load that is over. */
 	ck_assert_ptr_null(copy.where.file);
-	ck_assert_ptr_null(copy.cert_where.file);
-	ck_assert_int_eq(copy.key_where.line, 0);
+	ck_assert_ptr_null(copy.certificates[0].cert_where.file);
+	ck_assert_int_eq(copy.certificates[0].key_where.line, 0);
 	listener_settings_clear(&copy);
 	ck_assert_ptr_null(copy.name);
 	ck_assert_ptr_null(copy.ciphers);

@@ -35,7 +35,7 @@ fingerprint(const char *name, int vc, int n, const enum tl_id *ids,
 {
 	STACK_OF(X509) *cas = cas_of(n, ids);
 
-	ck_assert_int_eq(session_fingerprint(name, vc, cas, out), 0);
+	ck_assert_int_eq(session_fingerprint(name, vc, cas, NULL, 0, out), 0);
 	sk_X509_free(cas);
 }
 
@@ -52,8 +52,33 @@ START_TEST(test_fingerprint_stable)
 	ck_assert_mem_eq(x, y, sizeof(x));
 	/* No CA: NULL and an empty stack agree. */
 	fingerprint("mqtt", VERIFY_CLIENT_NONE, 0, NULL, x);
-	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, y), 0);
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, NULL, 0, y), 0);
 	ck_assert_mem_eq(x, y, sizeof(x));
+}
+END_TEST
+
+/*
+ * The server names of the certificate group: a session made under one
+ * certificate does not resume under another, whatever the order or case
+ * the names are written in.
+ */
+START_TEST(test_fingerprint_names)
+{
+	char *ab[] = { "a.example", "B.example" }, *ba[] = { "b.example", "a.example" };
+	char *a[] = { "a.example" }, *wild[] = { "*.example" }, *framed[] = { "a.exampleb.example" };
+	unsigned char x[SESSION_FINGERPRINT_LEN], y[SESSION_FINGERPRINT_LEN];
+
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, ab, 2, x), 0);
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, ba, 2, y), 0);
+	ck_assert_mem_eq(x, y, sizeof(x));
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, a, 1, y), 0);
+	ck_assert_mem_ne(x, y, sizeof(x));
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, wild, 1, y), 0);
+	ck_assert_mem_ne(x, y, sizeof(x));
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, framed, 1, y), 0);
+	ck_assert_mem_ne(x, y, sizeof(x));
+	ck_assert_int_eq(session_fingerprint("mqtt", VERIFY_CLIENT_NONE, NULL, NULL, 0, y), 0);
+	ck_assert_mem_ne(x, y, sizeof(x));
 }
 END_TEST
 
@@ -227,6 +252,7 @@ session_check_suite(void)
 	TCase *tc = tl_tls_tcase("rules");
 
 	tcase_add_test(tc, test_fingerprint_stable);
+	tcase_add_test(tc, test_fingerprint_names);
 	tcase_add_test(tc, test_fingerprint_sensitive);
 	tcase_add_test(tc, test_appdata);
 	tcase_add_test(tc, test_verdict);

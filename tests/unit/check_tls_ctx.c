@@ -294,7 +294,7 @@ START_TEST(test_certificate_chain)
 	ck_assert(!ok);
 	SSL_CTX_free(w.sctx);
 	/* Leaf first, then the chain: all of it is sent. */
-	w.ls.cert = (char *)concat("chain.pem", "server.pem", "ca.pem");
+	w.ls.certificates[0].cert = (char *)concat("chain.pem", "server.pem", "ca.pem");
 	world_build(&w);
 	ck_assert_int_eq(verified_chain(w.sctx, TL_CA, &ok), 2);
 	ck_assert(ok);
@@ -342,9 +342,9 @@ START_TEST(test_bad_setting)
 	tl_write("garbage.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n"
 	    "-----END CERTIFICATE-----\n", 0644);
 	if (strcmp(setting, "cert") == 0)
-		ls.cert = (char *)tl_path(value);
+		ls.certificates[0].cert = (char *)tl_path(value);
 	else if (strcmp(setting, "key") == 0)
-		ls.key = (char *)tl_path(value);
+		ls.certificates[0].key = (char *)tl_path(value);
 	else if (strcmp(setting, "client_ca") == 0) {
 		ls.client_ca = (char *)tl_path(value);
 		ls.verify_client = VERIFY_CLIENT_REQUIRE;
@@ -371,7 +371,7 @@ START_TEST(test_errors_in_one_pass)
 	struct config_errors errs = { 0 };
 
 	tl_tls_settings(&s, &ls);
-	ls.cert = (char *)tl_path("missing.pem");
+	ls.certificates[0].cert = (char *)tl_path("missing.pem");
 	ls.ciphers = "NOT-A-CIPHER";
 	ls.ciphersuites = "TLS_NOT_A_SUITE";
 	ls.verify_client = VERIFY_CLIENT_OPTIONAL;

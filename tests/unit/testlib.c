@@ -405,15 +405,19 @@ tl_tls_settings(struct settings *s, struct listener_settings *ls)
 	s->listeners = ls;
 	s->nlisteners = 1;
 	ls->name = keep(strdup("mqtt"));
-	ls->cert = (char *)tl_path("server.pem");
-	ls->key = (char *)tl_path("server.key");
+	ls->certificates = (struct certificate_settings *)keep(calloc(1,
+	    sizeof(*ls->certificates)));
+	ls->ncertificates = 1;
+	ls->certificates->cert = (char *)tl_path("server.pem");
+	ls->certificates->key = (char *)tl_path("server.key");
 	ls->protocols = PROTO_TLS12 | PROTO_TLS13;
 	ls->handshake_timeout = 10;
 	ls->connect_timeout = 5;
 	ls->max_connections = 10000;
 	ls->where = (struct config_where){ conf, TL_LINE_LISTENER };
-	ls->cert_where = (struct config_where){ conf, TL_LINE_CERT };
-	ls->key_where = (struct config_where){ conf, TL_LINE_KEY };
+	ls->certificates->where = ls->where;
+	ls->certificates->cert_where = (struct config_where){ conf, TL_LINE_CERT };
+	ls->certificates->key_where = (struct config_where){ conf, TL_LINE_KEY };
 	ls->client_ca_where = (struct config_where){ conf, TL_LINE_CLIENT_CA };
 	ls->crl_where = (struct config_where){ conf, TL_LINE_CRL };
 	ls->ciphers_where = (struct config_where){ conf, TL_LINE_CIPHERS };
