@@ -6,16 +6,20 @@ installed by rename and tlsproxy reloaded once; a responder that replays
 the same response changes nothing and reloads nothing; a responder that is
 down, a revoked certificate, a response signed by the wrong key, a
 certificate without responder URL or issuer each keep the old file and
-fail, naming why; a delegated responder is accepted."""
+fail, naming why; a delegated responder is accepted.  Without arguments,
+the pairs come from the daemon's --list-ocsp, and the reloaded daemon
+staples what was fetched."""
 
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from tplib import (OcspCA, case, check, check_eq, check_match, file_state, run,  # noqa: E402
-                   tmpdir, tmpfile)
+from tplib import (TLSPROXY, Daemon, EchoBackend, OcspCA, case, certificates_conf,  # noqa: E402
+                   check, check_eq, check_match, file_state, free_port, listener_conf,
+                   make_conf, run, s_client_status, tmpdir, tmpfile)
 
 SCRIPT = os.environ.get("TLSPROXY_OCSP_REFRESH") or os.path.join(
     os.path.dirname(tplib.TLSPROXY), "scripts", "tlsproxy-ocsp-refresh")
@@ -190,21 +194,26 @@ def _():
         check_eq(rc, 64, "exit status of %s\n%s" % (args, err))
 
 
-@case("no arguments: the pairs of tlsproxy --list-ocsp")
+@case("no arguments: the pairs of tlsproxy --list-ocsp; the daemon reloaded staples the new one")
 def _():
     s = Setup("listed")
-    conf = tmpfile("listed.conf", tplib.make_conf(tplib.listener_conf(
-        "mqtt", tplib.free_port(), tplib.free_port(), cert_name="server",
-        extra='certificates = ( { cert = "%s"; key = "%s"; ocsp_response = "%s"; } );'
-        % (s.certs["a"], s.ca.path("a.key"), s.resp("a")))))
-    rc, out, err = run([tplib.TLSPROXY, "-c", conf, "--list-ocsp"])
-    if rc == 64:
-        raise tplib.Skip("this tlsproxy has no --list-ocsp")
-    rc, out, err = run(["sh", SCRIPT, "-c", conf, "-r", "echo reload >> '%s'" % s.reloads],
-                       timeout=120, env=dict(os.environ, TLSPROXY=tplib.TLSPROXY))
+    backend = EchoBackend()
+    port = free_port()
+    entries = certificates_conf((s.certs["a"], s.ca.path("a.key"), s.resp("a"), None),
+                                (s.certs["b"], s.ca.path("b.key"), None, ["b.example"]))
+    d = Daemon(make_conf(listener_conf("mqtt", port, backend.port, cert_name=None,
+                                       extra=entries))).start()
+    d.wait_log(r"certificates\[0\]\.ocsp_response: %s: cannot open the file" % s.resp("a"), 5)
+    check_eq(s_client_status(port, s.ca.pem)[0], "", "stapled before the refresh")
+    mark = d.mark()
+    rc, out, err = run(["sh", SCRIPT, "-t", "10", "-c", d.conf_path, "-r",
+                        "kill -HUP %d" % d.pid], timeout=120,
+                       env=dict(os.environ, TLSPROXY=TLSPROXY, TMPDIR=tmpdir()))
     check_eq(rc, 0, "exit status\n%s%s" % (out, err))
-    check_eq(s.ca.status("a", s.resp("a")), "good", "the installed response")
-    check_eq(s.reload_count(), 1, "reloads")
+    check_eq(s.responder.requests, 1, "requests: certificate b has no ocsp_response")
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    time.sleep(0.3)     # every worker picks the new services up
+    check_match(r"Cert Status: good", s_client_status(port, s.ca.pem)[0], "stapled")
 
 
 tplib.main()

@@ -16,7 +16,7 @@ import tempfile
 import threading
 
 from tp_ca import TestCA
-from tp_core import OPENSSL, defer, free_port, run
+from tp_core import OPENSSL, check, check_eq, check_match, defer, free_port, run
 
 OCSP_EXTENSIONS = """[ server ]
 basicConstraints = critical, CA:FALSE
@@ -164,6 +164,27 @@ class OcspResponder:
             self.server = None
 
 
+def s_client_status(port, ca_pem, version="-tls1_3", servername="localhost", ask=True):
+    """s_client_status(port, ca_pem): `openssl s_client -status` (or
+    without -status, ${ask} False) against 127.0.0.1:${port}, verifying the
+    server against ${ca_pem}; (the stapled response as it prints it, or ""
+    when none was sent, and the whole output)."""
+    cmd = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", servername,
+           "-CAfile", ca_pem, "-verify_return_error", version] + (["-status"] if ask else [])
+    rc, out, err = run(cmd, input=b"", timeout=15)
+    text = out + err
+    check_eq(rc, 0, "openssl s_client exit status\n" + text[-2000:])
+    check_match(r"Verify return code: 0 \(ok\)", text, "s_client")
+    if not ask:
+        check("OCSP response" not in text, "an OCSP response for a client that did not ask")
+        return "", text
+    if "OCSP response: no response sent" in text:
+        return "", text
+    m = check_match(r"(?s)^OCSP response: \n=+\n(.*?)^=+$", text.replace("\r", ""),
+                    "s_client -status")
+    return m.group(1), text
+
+
 def file_state(path):
     """file_state(path): (bytes, inode, mode) of ${path}, to tell whether
     it was replaced."""
@@ -172,4 +193,4 @@ def file_state(path):
         return f.read(), st.st_ino, st.st_mode & 0o7777
 
 
-__all__ = ["OcspCA", "OcspResponder", "file_state"]
+__all__ = ["OcspCA", "OcspResponder", "file_state", "s_client_status"]
