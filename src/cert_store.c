@@ -232,13 +232,16 @@ done:
 static void
 warn_if_expiring(const struct certificate_settings *c, X509 *cert, int64_t now)
 {
-	int days = 0, secs = 0;
-	time_t t = (time_t)now;
+	ASN1_TIME *at_now = ASN1_TIME_set(NULL, (time_t)now);
+	int days = 0, secs = 0, ok;
 	char when[64] = "?";
 	BIO *b;
 	int n;
 
-	if (ASN1_TIME_diff(&days, &secs, X509_time_adj(NULL, 0, &t), X509_get0_notAfter(cert)) != 1)
+	ok = at_now != NULL &&
+	    ASN1_TIME_diff(&days, &secs, at_now, X509_get0_notAfter(cert)) == 1;
+	ASN1_TIME_free(at_now);
+	if (!ok)
 		return;
 	if ((b = BIO_new(BIO_s_mem())) != NULL &&
 	    ASN1_TIME_print(b, X509_get0_notAfter(cert)) == 1 &&
@@ -287,6 +290,22 @@ load_staple(struct cert_entry *e, const struct listener_settings *ls, size_t i, 
 	    c->ocsp_response, (long long)ocsp_staple_next_update(st));
 }
 
+/*
+ * A name the certificate is not valid for is served, as the operator
+ * asked, but clients that check the name will refuse it: say so.
+ */
+static void
+warn_if_not_covered(const struct certificate_settings *c, X509 *cert)
+{
+	size_t i;
+
+	for (i = 0; i < c->nnames; i++)
+		if (X509_check_host(cert, c->names[i], 0, 0, NULL) != 1)
+			log_warning("%s:%d: names: the certificate %s is not valid for \"%s\"; "
+			    "clients that check the server name will refuse it",
+			    c->names_where.file, c->names_where.line, c->cert, c->names[i]);
+}
+
 static int
 load_entry(struct cert_entry *e, const struct listener_settings *ls, size_t i, int64_t now,
     struct config_errors *errs)
@@ -301,15 +320,22 @@ load_entry(struct cert_entry *e, const struct listener_settings *ls, size_t i, i
 		if (config_strings_copy(c->names, c->nnames, &e->names) != 0)
 			return -1;
 		e->nnames = c->nnames;
+		warn_if_not_covered(c, e->cert);
 		return 0;
 	}
 	return san_dns_names(e->cert, &e->names, &e->nnames);
 }
 
+/* Do ${a} and ${b} serve a name in common (the first in ${*name}), or both none? */
 static int
 shares_name(const struct cert_entry *a, const struct cert_entry *b, const char **name)
 {
 	size_t i, j;
+
+	if (a->nnames == 0 && b->nnames == 0) {
+		*name = NULL;
+		return 1;
+	}
 
 	for (i = 0; i < a->nnames; i++)
 		for (j = 0; j < b->nnames; j++)
@@ -342,8 +368,9 @@ check_conflicts(const struct cert_store *cs, const struct listener_settings *ls,
 			w = &ls->certificates[i].where;
 			config_errors_add(errs, ls->certificates[j].where.file,
 			    ls->certificates[j].where.line, "certificates",
-			    "entry %zu serves \"%s\" with a %s key, as entry %zu at %s:%d does "
-			    "(one certificate per name and key type)", j, name,
+			    "entry %zu serves %s%s%s with a %s key, as entry %zu at %s:%d does "
+			    "(one certificate per name and key type)", j, name ? "\"" : "",
+			    name ? name : "no server name", name ? "\"" : "",
 			    EVP_PKEY_get0_type_name(cs->entries[j].key), i,
 			    w->file ? w->file : "?", w->line);
 			rc = -1;

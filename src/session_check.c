@@ -175,9 +175,10 @@ digest_names(const EVP_MD_CTX *policy, char *const *names, size_t n,
 	if ((md = EVP_MD_CTX_new()) == NULL || EVP_MD_CTX_copy_ex(md, policy) != 1 ||
 	    (n > 0 && (sorted = malloc(n * sizeof(*sorted))) == NULL))
 		goto done;
-	if (n > 0)
+	if (n > 0) {
 		memcpy(sorted, names, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), name_cmp);
+		qsort(sorted, n, sizeof(*sorted), name_cmp);
+	}
 	put_be32(count, (uint32_t)n);
 	if (EVP_DigestUpdate(md, count, 4) != 1)
 		goto done;

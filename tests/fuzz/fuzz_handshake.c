@@ -1,12 +1,13 @@
 /*
  * fuzz_handshake: arbitrary records to a server SSL made as a listener
- * makes it: the configuration is read by settings_load() (four listeners:
+ * makes it: the configuration is read by settings_load() (five listeners:
  * TLS 1.2 and 1.3 with stateless tickets and the session cache; TLS 1.2
  * only, requiring a client certificate; TLS 1.3 only, asking for one;
- * its own cipher lists), then server.c's steps: ticket_keys_new() of the
+ * its own cipher lists and ALPN; certificates chosen by SNI with
+ * sni_strict and alpn_required), then server.c's steps: ticket_keys_new() of the
  * seed file, service_new() of each listener, SSL_new() of its context,
  * which holds the ticket key callbacks, the session cache, the
- * servername callback and client verification.  conn.c's certificate
+ * servername, client hello and ALPN callbacks and client verification.  conn.c's certificate
  * callback (full_handshake_rate) is not installed: it needs a connection
  * in a worker's event loop, and without a rate it admits every handshake.
  *
@@ -30,7 +31,7 @@
 #include "../../src/service.h"
 #include "../../src/ticket_keys.h"
 
-#define LISTENERS 4
+#define LISTENERS 5
 
 static const char conf[] =
     "log_level = \"error\";\n"
@@ -49,7 +50,13 @@ static const char conf[] =
     "  { name = \"ciphers\"; listen = \"127.0.0.1:8886\"; backend = \"127.0.0.1:1883\";\n"
     "    cert = \"@DIR@/server.pem\"; key = \"@DIR@/server.key\";\n"
     "    ciphers = \"ECDHE-ECDSA-CHACHA20-POLY1305\";\n"
-    "    ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\"; }\n"
+    "    ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\"; alpn = [ \"mqtt\" ]; },\n"
+    "  { name = \"sni\"; listen = \"127.0.0.1:8887\"; backend = \"127.0.0.1:1883\";\n"
+    "    certificates = (\n"
+    "      { cert = \"@DIR@/server.pem\"; key = \"@DIR@/server.key\"; },\n"
+    "      { cert = \"@DIR@/server.pem\"; key = \"@DIR@/server.key\";\n"
+    "        names = [ \"a.example\", \"*.b.example\" ]; } );\n"
+    "    sni_strict = true; alpn = [ \"mqtt\", \"http/1.1\" ]; alpn_required = true; }\n"
     ");\n";
 
 static const char seed[] = "a seed of the fuzzing run, 32 b\n";

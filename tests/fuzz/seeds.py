@@ -84,6 +84,7 @@ def client_hellos(tmp):
         out[version + "-sni"] = hello(cctx, "mqtt.example.com")
         cctx.set_alpn_protocols(["mqtt", "x-amzn-mqtt-ca"])
         out[version + "-alpn"] = hello(cctx, "localhost")
+        out[version + "-sni-wild"] = hello(cctx, "x.b.example")
         out[version + "-resume"] = hello(cctx, "localhost",
                                          session_of(cctx, sctx, "localhost"))
         if version == "tls12":
@@ -117,6 +118,15 @@ listeners = (
   { name = "second"; listen = "127.0.0.1:8884"; backend = "127.0.0.1:1884";
     cert = "@DIR@/server.pem"; key = "@DIR@/server.key"; proxy_protocol = "v1"; }
 );
+""",
+    "sni-alpn-routes": """tickets = { seed_file = "@DIR@/ticket.seed"; };
+listeners = ( { name = "mqtt"; listen = "0.0.0.0:443"; backend = "127.0.0.1:1883";
+  certificates = ( { cert = "@DIR@/server.pem"; key = "@DIR@/server.key"; },
+    { cert = "@DIR@/server.pem"; names = [ "a.example", "*.b.example" ];
+      ocsp_response = "@DIR@/a.ocsp"; } );
+  sni_strict = false; alpn = [ "mqtt", "http/1.1" ]; alpn_required = true;
+  routes = ( { alpn = "http/1.1"; backend = "127.0.0.1:8080"; proxy_protocol = "v2"; },
+    { sni = "*.b.example"; backend = "[::1]:1884"; backend_connect_rate = 10; } ); } );
 """,
     "stateful": """tickets = { mode = "stateful"; tls13_tickets = 1; };
 listeners = ( { name = "a"; listen = "127.0.0.1:1"; backend = "127.0.0.1:2";
@@ -191,7 +201,7 @@ def main():
     for name, data in hellos.items():
         for tls13 in (0, 1):
             write(root, "client_hello", "%s-%d" % (name, tls13), bytes([tls13]) + data)
-        for listener in range(4):
+        for listener in range(5):
             write(root, "handshake", "%s-%d" % (name, listener),
                   bytes([listener]) + struct.pack(">H", len(data)) + data)
         cut = len(data) // 2

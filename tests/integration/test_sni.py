@@ -101,6 +101,9 @@ def _():
                                                entry("sni-a", names=["mqtt.example.test"])))
     check_eq(served(d.port, "mqtt.example.test")[0], "a.example.test", "listed name")
     check_eq(served(d.port, "a.example.test")[0], "localhost", "a SAN name not listed")
+    check(re.search(r"names: the certificate .*sni-a\.pem is not valid for "
+                    r"\"mqtt\.example\.test\"; clients that check", d.log()),
+          "no warning about a name the certificate does not cover:\n" + d.log())
 
 
 @case("sni_strict = true: no SNI and an unknown name are refused with "

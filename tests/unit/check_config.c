@@ -1321,6 +1321,105 @@ START_TEST(test_get_asked_limit)
 }
 END_TEST
 
+/* A listener "mqtt" with ${body} in place of cert. */
+#define TLS_LISTENER(body) TICKETS "listeners = ( { name = \"mqtt\"; " \
+	"listen = \"127.0.0.1:8883\"; backend = \"127.0.0.1:1883\";\n" body " } );\n"
+
+START_TEST(test_certificates_list)
+{
+	struct settings *s = tl_load_ok(TLS_LISTENER(
+	    "certificates = ( { cert = \"@DIR@/cert.pem\"; },\n"
+	    "  { cert = \"@DIR@/cert.pem\"; key = \"@DIR@/key.pem\";\n"
+	    "    names = [ \"a.example\", \"*.b.example\" ]; ocsp_response = \"@DIR@/a.ocsp\"; } );\n"
+	    "sni_strict = true; alpn = [ \"mqtt\", \"http/1.1\" ]; alpn_required = true;\n"
+	    "routes = ( { alpn = \"http/1.1\"; backend = \"127.0.0.1:8080\"; },\n"
+	    "  { sni = \"*.b.example\"; alpn = \"mqtt\"; backend = \"[::1]:1884\";\n"
+	    "    proxy_protocol = \"v2\"; backend_connect_rate = 5; } );"));
+	struct listener_settings *l = &s->listeners[0], copy;
+
+	ck_assert_uint_eq(l->ncertificates, 2);
+	ck_assert(l->certificates_listed);
+	ck_assert_str_eq(l->certificates[0].key, l->certificates[0].cert);
+	ck_assert_ptr_null(l->certificates[0].names);
+	ck_assert_ptr_null(l->certificates[0].ocsp_response);
+	ck_assert_uint_eq(l->certificates[1].nnames, 2);
+	ck_assert_str_eq(l->certificates[1].names[1], "*.b.example");
+	ck_assert_ptr_nonnull(strstr(l->certificates[1].ocsp_response, "/a.ocsp"));
+	ck_assert_int_eq(l->certificates[1].where.line, 4);
+	ck_assert(l->sni_strict && l->alpn_required);
+	ck_assert_uint_eq(l->nalpn, 2);
+	ck_assert_str_eq(l->alpn[0], "mqtt");
+	ck_assert_uint_eq(l->nroutes, 2);
+	ck_assert_str_eq(l->routes[0].alpn, "http/1.1");
+	ck_assert_ptr_null(l->routes[0].sni);
+	ck_assert_int_eq(l->routes[0].proxy_protocol, PROXY_PROTOCOL_OFF);
+	ck_assert_int_eq(l->routes[0].backend.port, 8080);
+	ck_assert_str_eq(l->routes[1].sni, "*.b.example");
+	ck_assert_int_eq(l->routes[1].proxy_protocol, PROXY_PROTOCOL_V2);
+	ck_assert_int_eq(l->routes[1].backend_connect_rate, 5);
+
+	/* A deep copy: it outlives the settings. */
+	ck_assert_int_eq(listener_settings_copy(&copy, l), 0);
+	settings_free(s);
+	ck_assert_str_eq(copy.certificates[1].names[0], "a.example");
+	ck_assert_str_eq(copy.alpn[1], "http/1.1");
+	ck_assert_str_eq(copy.routes[1].sni, "*.b.example");
+	ck_assert_int_eq(copy.routes[1].where.line, 0);
+	listener_settings_clear(&copy);
+}
+END_TEST
+
+START_TEST(test_certificates_errors)
+{
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\n"
+	    "certificates = ( { cert = \"@DIR@/cert.pem\"; } );"), 3,
+	    "listeners[0].cert: cannot be used with certificates");
+	load_expect(TLS_LISTENER("certificates = ( );"), 3,
+	    "listeners[0].certificates: empty (a list of groups");
+	load_expect(TLS_LISTENER("certificates = ( { key = \"@DIR@/key.pem\"; } );"), 3,
+	    "listeners[0].certificates[0].cert: missing required setting");
+	load_expect(TLS_LISTENER("certificates = ( { cert = \"@DIR@/cert.pem\";\n"
+	    "names = [ \"a..example\" ]; } );"), 4,
+	    "listeners[0].certificates[0].names[0]: \"a..example\" has an empty or too long label");
+	load_expect(TLS_LISTENER("certificates = ( { cert = \"@DIR@/cert.pem\";\n"
+	    "names = [ \"f*.example\" ]; } );"), 4, "is not a DNS name");
+	load_expect(TLS_LISTENER("certificates = ( { cert = \"@DIR@/cert.pem\";\n"
+	    "names = [ 7 ]; } );"), 4, "names[0]: expected a non-empty string, got an integer");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\"; sni_strict = 1;"), 3,
+	    "listeners[0].sni_strict: expected true or false");
+}
+END_TEST
+
+START_TEST(test_alpn_and_routes_errors)
+{
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\"; alpn_required = true;"), 3,
+	    "listeners[0].alpn_required: has no effect without alpn");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\nalpn = [ \"mq tt\" ];"), 4,
+	    "listeners[0].alpn[0]: \"mq tt\" has a character that is not printable ASCII");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\"; alpn = [ \"mqtt\" ];\n"
+	    "routes = ( { alpn = \"h2\"; backend = \"127.0.0.1:1\"; } );"), 4,
+	    "listeners[0].routes[0].alpn: \"h2\" is not in the listener's alpn");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\n"
+	    "routes = ( { backend = \"127.0.0.1:1\"; } );"), 4,
+	    "listeners[0].routes[0].alpn: a route needs alpn, sni or both");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\n"
+	    "routes = ( { sni = \"a.example\"; } );"), 4,
+	    "listeners[0].routes[0].backend: missing required setting");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\n"
+	    "routes = ( { sni = \"a_b\"; backend = \"127.0.0.1:1\"; } );"), 4,
+	    "listeners[0].routes[0].sni: \"a_b\" is not a DNS name");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\n"
+	    "routes = ( { sni = \"a.example\"; backend = \"127.0.0.1:1\";\n"
+	    "proxy_protocol_client_cert = true; } );"), 5,
+	    "listeners[0].routes[0].proxy_protocol_client_cert: needs proxy_protocol = \"v2\"");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\";\n"
+	    "routes = ( { sni = \"a.example\"; backend = \"127.0.0.1:1\"; weight = 2; } );"), 4,
+	    "listeners[0].routes[0].weight: unknown setting (allowed: alpn, sni, backend, "
+	    "proxy_protocol, proxy_protocol_client_cert, backend_connect_rate, "
+	    "backend_max_connecting)");
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1344,6 +1443,7 @@ config_suite(void)
 	tcase_add_test(ok, test_settings_free);
 	tcase_add_test(ok, test_metrics);
 	tcase_add_test(ok, test_listener_settings_copy);
+	tcase_add_test(ok, test_certificates_list);
 	suite_add_tcase(s, ok);
 
 	tcase_add_checked_fixture(seeds, setup, tl_teardown);
@@ -1378,6 +1478,8 @@ config_suite(void)
 	tcase_add_test(bad, test_verify_client_needs_ca);
 	tcase_add_test(bad, test_crl_needs_verification);
 	tcase_add_test(bad, test_unreadable_files);
+	tcase_add_test(bad, test_certificates_errors);
+	tcase_add_test(bad, test_alpn_and_routes_errors);
 	suite_add_tcase(s, bad);
 
 	tcase_add_checked_fixture(files, setup, tl_teardown);
