@@ -117,7 +117,9 @@ read_file(const char *path, unsigned char **der, size_t *len, char *why, size_t 
 	if (err != 0 || n == 0 || n > OCSP_STAPLE_MAX_BYTES)
 		goto err1;
 	fclose(f);
-	*der = buf;
+	/* Kept as long as the certificate: no more than the file holds. */
+	if ((*der = realloc(buf, n)) == NULL)
+		*der = buf;
 	*len = n;
 	return 0;
 
