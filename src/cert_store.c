@@ -6,7 +6,9 @@
  * served by it costs nothing more than reading its server name; another
  * group replaces the connection's certificates (references, not copies).
  * The groups are looked up in order, which is fine for the handful of
- * certificates a listener has.
+ * certificates a listener has.  Each certificate carries its stapled OCSP
+ * response (ocsp.h), so whichever the connection is served with staples
+ * its own.
  */
 #define _GNU_SOURCE
 
@@ -25,6 +27,7 @@
 #include "config_get.h"
 #include "config_listener.h"
 #include "log.h"
+#include "ocsp.h"
 #include "session_check.h"
 
 #define EXPIRY_WARNING_DAYS 14
@@ -89,10 +92,21 @@ alloc_index(void)
 	store_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, store_ex_free);
 }
 
+/* The setting ${member} of entry ${i}: "certificates[1].key", or "key" for the short form. */
+static const char *
+entry_setting(const struct listener_settings *ls, size_t i, const char *member, char *buf,
+    size_t len)
+{
+	if (ls->certificates_listed)
+		snprintf(buf, len, "certificates[%zu].%s", i, member);
+	else
+		snprintf(buf, len, "%s", member);
+	return buf;
+}
+
 /*
- * Add an error naming ${where} and the setting ${member} of entry ${i}
- * ("certificates[1].key", or "key" for the short form), with OpenSSL's
- * reasons appended.
+ * Add an error naming ${where} and the setting ${member} of entry ${i},
+ * with OpenSSL's reasons appended.
  */
 static void
 entry_error(struct config_errors *errs, const struct listener_settings *ls, size_t i,
@@ -101,11 +115,8 @@ entry_error(struct config_errors *errs, const struct listener_settings *ls, size
 	char reasons[512], setting[64];
 
 	ssl_errors_drain(reasons, sizeof(reasons));
-	if (ls->certificates_listed)
-		snprintf(setting, sizeof(setting), "certificates[%zu].%s", i, member);
-	else
-		snprintf(setting, sizeof(setting), "%s", member);
-	config_errors_add(errs, where->file, where->line, setting, "%s (%s)", what, reasons);
+	config_errors_add(errs, where->file, where->line,
+	    entry_setting(ls, i, member, setting, sizeof(setting)), "%s (%s)", what, reasons);
 }
 
 /* Keys are never encrypted here: fail instead of asking on a terminal. */
@@ -247,6 +258,39 @@ warn_if_expiring(const struct certificate_settings *c, X509 *cert, int64_t now)
 }
 
 /*
+ * Entry ${i}'s ocsp_response, checked (ocsp.h) and attached to its
+ * certificate.  A response that is refused is a warning, never an error:
+ * the certificate is served without a staple, and the start or reload
+ * goes on (a client that needs a staple fails either way; every other
+ * client must not).
+ */
+static void
+load_staple(struct cert_entry *e, const struct listener_settings *ls, size_t i, int64_t now)
+{
+	const struct certificate_settings *c = &ls->certificates[i];
+	const struct config_where *w = &c->ocsp_response_where;
+	struct ocsp_staple *st;
+	char why[512], setting[64];
+
+	if (c->ocsp_response == NULL)
+		return;
+	entry_setting(ls, i, "ocsp_response", setting, sizeof(setting));
+	if ((st = ocsp_staple_load(c->ocsp_response, e->cert, e->chain, now, why,
+	    sizeof(why))) == NULL) {
+		log_warning("%s:%d: %s: %s: %s; the certificate is served without a staple",
+		    w->file, w->line, setting, c->ocsp_response, why);
+		return;
+	}
+	if (ocsp_staple_attach(e->cert, st) != 0) {
+		log_warning("%s:%d: %s: %s: out of memory; the certificate is served without a "
+		    "staple", w->file, w->line, setting, c->ocsp_response);
+		return;
+	}
+	log_debug("%s:%d: %s: %s: stapled, nextUpdate %lld", w->file, w->line, setting,
+	    c->ocsp_response, (long long)ocsp_staple_next_update(st));
+}
+
+/*
  * A name the certificate is not valid for is served, as the operator
  * asked, but clients that check the name will refuse it: say so.
  */
@@ -271,6 +315,7 @@ load_entry(struct cert_entry *e, const struct listener_settings *ls, size_t i, i
 	if (load_chain(e, ls, i, errs) != 0 || load_key(e, ls, i, errs) != 0)
 		return -1;
 	warn_if_expiring(c, e->cert, now);
+	load_staple(e, ls, i, now);
 	if (c->names != NULL) {
 		if (config_strings_copy(c->names, c->nnames, &e->names) != 0)
 			return -1;
@@ -418,7 +463,7 @@ cert_store_install(SSL_CTX *ctx, const struct listener_settings *ls, int64_t now
 		return -1;
 	}
 	if (form_groups(ctx, cs, ls, errs) != 0 || use_group_on_ctx(ctx, cs) != 0 ||
-	    SSL_CTX_set_ex_data(ctx, store_index, cs) != 1) {
+	    ocsp_stapling_install(ctx) != 0 || SSL_CTX_set_ex_data(ctx, store_index, cs) != 1) {
 		store_free(cs);
 		goto fail;
 	}

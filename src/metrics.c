@@ -36,10 +36,13 @@
 #include <event2/listener.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
+#include "cert_store.h"
 #include "crl.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "pacer.h"
 #include "route.h"
 #include "service.h"
@@ -475,6 +478,85 @@ write_crl(struct metrics *m, struct evbuffer *b)
 	}
 }
 
+/* ${t} in seconds since the epoch; 0 if it cannot be read. */
+static long long
+asn1_seconds(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	return t != NULL && ASN1_TIME_to_tm(t, &tm) == 1 ? (long long)timegm(&tm) : 0;
+}
+
+/*
+ * One series per certificate entry of every listener: its notAfter
+ * (${ocsp} 0), or the nextUpdate of the OCSP response it staples (${ocsp}
+ * 1): 0 when it has an ocsp_response but staples nothing (the file was
+ * refused), +Inf for a response without nextUpdate, and no series for an
+ * entry without ocsp_response.
+ */
+static void
+write_certificate_times(struct metrics *m, struct evbuffer *b, int ocsp)
+{
+	const struct certificate_settings *c;
+	const struct cert_store *cs;
+	const struct ocsp_staple *st;
+	char name[160], path[1024];
+	long long next;
+	size_t i, j;
+	X509 *cert;
+
+	for (i = 0; i < m->nlisteners; i++) {
+		struct service *svc = listener_service(m->listeners[i]);
+
+		cs = cert_store_of(svc->ctx);
+		for (j = 0; cs != NULL && j < cert_store_count(cs) &&
+		    j < svc->settings.ncertificates; j++) {
+			c = &svc->settings.certificates[j];
+			cert = cert_store_certificate(cs, j);
+			if (ocsp && c->ocsp_response == NULL)
+				continue;
+			evbuffer_add_printf(b, "%s{listener=\"%s\",certificate=\"%s\"} ", ocsp ?
+			    "tlsproxy_ocsp_next_update_timestamp_seconds" :
+			    "tlsproxy_certificate_not_after_timestamp_seconds",
+			    label(listener_name(m->listeners[i]), name, sizeof(name)),
+			    label(c->cert, path, sizeof(path)));
+			if (!ocsp)
+				evbuffer_add_printf(b, "%lld\n",
+				    asn1_seconds(X509_get0_notAfter(cert)));
+			else if ((st = ocsp_staple_of(cert)) != NULL &&
+			    (next = ocsp_staple_next_update(st)) == 0)
+				evbuffer_add_printf(b, "+Inf\n");
+			else
+				evbuffer_add_printf(b, "%lld\n", st != NULL ? next : 0LL);
+		}
+		service_unref(svc);
+	}
+}
+
+/* The OCSP family is left out when no certificate has an ocsp_response. */
+static void
+write_certificates(struct metrics *m, struct evbuffer *b)
+{
+	struct evbuffer *series = evbuffer_new();
+
+	family(b, "tlsproxy_certificate_not_after_timestamp_seconds", "gauge",
+	    "When each certificate of the listener expires (its notAfter), in seconds since "
+	    "the epoch.");
+	write_certificate_times(m, b, 0);
+	if (series == NULL)
+		return;
+	write_certificate_times(m, series, 1);
+	if (evbuffer_get_length(series) > 0) {
+		family(b, "tlsproxy_ocsp_next_update_timestamp_seconds", "gauge",
+		    "The nextUpdate of the OCSP response each certificate with an "
+		    "ocsp_response staples, in seconds since the epoch; 0: the file was "
+		    "refused and nothing is stapled; +Inf: the response has no nextUpdate.  "
+		    "Past it, nothing is stapled.");
+		evbuffer_add_buffer(b, series);
+	}
+	evbuffer_free(series);
+}
+
 static void
 write_process(struct metrics *m, const struct state *st, struct evbuffer *b)
 {
@@ -558,6 +640,7 @@ on_request(struct evhttp_request *req, void *arg)
 	} else
 		log_error("metrics: out of memory: the ALPN and route families are left out");
 	write_crl(m, b);
+	write_certificates(m, b);
 	write_process(m, &st, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", CONTENT_TYPE);
 	evhttp_send_reply(req, HTTP_OK, "OK", b);

@@ -22,37 +22,11 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from tplib import (OPENSSL, TLS12, TLS13, TLSClient, Daemon, EchoBackend, case,  # noqa: E402
+from tplib import (TLS12, TLS13, TLSClient, Daemon, EchoBackend, TestCA, case,  # noqa: E402
                    cert, check, check_eq, client_context, free_port, listener_conf,
-                   make_conf, metric_value, run, scrape_metrics, tmpdir, tmpfile)
+                   make_conf, metric_value, run, scrape_metrics, tmpfile)
 
-CA_CONF = """[ ca ]
-default_ca = devices
-[ devices ]
-dir = {dir}
-database = $dir/index.txt
-new_certs_dir = $dir/issued
-serial = $dir/serial
-crlnumber = $dir/crlnumber
-certificate = $dir/ca.pem
-private_key = $dir/ca.key
-default_md = sha256
-default_days = 2
-default_crl_days = 1
-policy = any
-unique_subject = no
-[ any ]
-commonName = supplied
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = {name}
-[ v3_ca ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ device ]
+DEVICE_EXTENSIONS = """[ device ]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
@@ -60,58 +34,16 @@ authorityKeyIdentifier = keyid
 """
 
 
-def asn1_time(t):
-    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(t))
-
-
-class DeviceCA:
-    """A CA with `openssl ca`'s minimal database: it issues device
-    certificates, revokes them and writes CRLs."""
+class DeviceCA(TestCA):
+    """A CA that issues device certificates, revokes them and writes CRLs."""
 
     def __init__(self, name):
-        self.name = name
-        self.dir = os.path.join(tmpdir(), name)
-        os.makedirs(os.path.join(self.dir, "issued"))
-        self.conf = tmpfile(os.path.join(name, "ca.cnf"), CA_CONF.format(dir=self.dir, name=name))
-        tmpfile(os.path.join(name, "index.txt"), "")
-        tmpfile(os.path.join(name, "serial"), "1000\n")
-        tmpfile(os.path.join(name, "crlnumber"), "01\n")
-        self.key, self.pem = self.path("ca.key"), self.path("ca.pem")
-        self.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                     "-out", self.key)
-        self.openssl("req", "-x509", "-new", "-config", self.conf, "-key", self.key,
-                     "-extensions", "v3_ca", "-days", "2", "-out", self.pem)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def openssl(self, *args):
-        rc, out, err = run([OPENSSL] + list(args), timeout=30)
-        check_eq(rc, 0, "openssl %s: %s" % (args[0], (out + err)[-800:]))
-        return out
+        TestCA.__init__(self, name, DEVICE_EXTENSIONS)
 
     def issue(self, device):
         """issue(device): a key and certificate CN=${device}; returns its
         serial number in hex, as the log prints it."""
-        key, csr, pem = (self.path(device + ext) for ext in (".key", ".csr", ".pem"))
-        self.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                     "-out", key)
-        self.openssl("req", "-new", "-key", key, "-subj", "/CN=" + device, "-out", csr)
-        self.openssl("ca", "-batch", "-config", self.conf, "-extensions", "device",
-                     "-notext", "-in", csr, "-out", pem)
-        return self.openssl("x509", "-in", pem, "-noout", "-serial").strip().split("=")[1]
-
-    def revoke(self, device):
-        self.openssl("ca", "-config", self.conf, "-revoke", self.path(device + ".pem"))
-
-    def crl(self, out, last=None, next_=None):
-        """crl(out, last, next_): the CA's CRL in ${out}; by default valid
-        from now for a day, else from ${last} to ${next_} (epoch seconds)."""
-        args = ["ca", "-config", self.conf, "-gencrl", "-out", out]
-        if last is not None:
-            args += ["-crl_lastupdate", asn1_time(last), "-crl_nextupdate", asn1_time(next_)]
-        self.openssl(*args)
-        return out
+        return TestCA.issue(self, device, "device")
 
     def ctx(self, version, device):
         """A Python client context presenting ${device}'s certificate."""

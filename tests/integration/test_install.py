@@ -39,7 +39,13 @@ INSTALLED = {
     os.path.join(DIRS["mandir"], "man1", "tlsproxy-probe.1"): 0o644,
     UNIT: 0o644,
     SYSUSERS: 0o644,
+    os.path.join(DIRS["sbindir"], "tlsproxy-ocsp-refresh"): 0o755,
+    os.path.join(DIRS["mandir"], "man8", "tlsproxy-ocsp-refresh.8"): 0o644,
+    os.path.join(DIRS["unitdir"], "tlsproxy-ocsp-refresh.service"): 0o644,
+    os.path.join(DIRS["unitdir"], "tlsproxy-ocsp-refresh.timer"): 0o644,
 }
+REFRESH = os.path.join(DIRS["sbindir"], "tlsproxy-ocsp-refresh")
+REFRESH_UNIT = os.path.join(DIRS["unitdir"], "tlsproxy-ocsp-refresh.service")
 
 DESTDIR = os.path.join(tplib.tmpdir(), "destdir")
 
@@ -111,7 +117,7 @@ def _():
 @case("the installed unit, man pages and configuration carry the configured paths")
 def _():
     for path in INSTALLED:
-        if "/man" in path or path in (UNIT, CONF):
+        if "/man" in path or path in (UNIT, CONF, REFRESH, REFRESH_UNIT):
             text = read(dest(path))
             left = sorted(set(re.findall(r"@[A-Za-z_]+@", text)))
             check(not left, "%s: not substituted: %s" % (path, left))
@@ -121,6 +127,12 @@ def _():
                  "ExecStart=%s -c %s" % (tlsproxy, CONF),
                  "ExecReload=%s -t -c %s" % (tlsproxy, CONF)):
         check(line in unit.splitlines(), "not in the unit: " + line)
+    refresh_unit = read(dest(REFRESH_UNIT)).splitlines()
+    for line in ("ExecStart=%s -c %s" % (REFRESH, CONF),
+                 "ReadWritePaths=%s/tlsproxy" % DIRS["sysconfdir"]):
+        check(line in refresh_unit, "not in the refresh unit: " + line)
+    rc, out, _err = run(["sh", dest(REFRESH), "-h"], check_rc=0)
+    check(CONF in out, "tlsproxy-ocsp-refresh -h does not name " + CONF)
     page = read(dest(os.path.join(DIRS["mandir"], "man8", "tlsproxy.8")))
     check(CONF in page, "tlsproxy(8) does not name " + CONF)
     conf = read(dest(CONF))

@@ -14,7 +14,7 @@ import tplib  # noqa: E402
 from tplib import case, check, run  # noqa: E402
 
 BUILDDIR = os.environ.get("TP_BUILDDIR") or os.path.dirname(tplib.TLSPROXY)
-PAGES = ("tlsproxy.8", "tlsproxy.conf.5", "tlsproxy-probe.1")
+PAGES = ("tlsproxy.8", "tlsproxy.conf.5", "tlsproxy-probe.1", "tlsproxy-ocsp-refresh.8")
 MANDOC = shutil.which("mandoc")
 
 # Sections each page must have, in this order.
@@ -26,6 +26,8 @@ SECTIONS = {
                         "EXAMPLES", "SEE ALSO"],
     "tlsproxy-probe.1": ["NAME", "SYNOPSIS", "DESCRIPTION", "EXIT STATUS", "EXAMPLES",
                          "SEE ALSO"],
+    "tlsproxy-ocsp-refresh.8": ["NAME", "SYNOPSIS", "DESCRIPTION", "ENVIRONMENT", "FILES",
+                                "EXIT STATUS", "EXAMPLES", "SEE ALSO"],
 }
 
 
@@ -82,6 +84,27 @@ def _():
     for where, have in (("options", documented), ("SYNOPSIS", synopsis)):
         missing = [o for o in opts if o not in have]
         check(not missing, "options not in the %s of tlsproxy-probe.1: %s" % (where, missing))
+
+
+@case("tlsproxy-ocsp-refresh.8 documents every option and variable of the script")
+def _():
+    _path, text = page("tlsproxy-ocsp-refresh.8")
+    script = os.environ.get("TLSPROXY_OCSP_REFRESH") or \
+        os.path.join(BUILDDIR, "scripts", "tlsproxy-ocsp-refresh")
+    rc, out, _err = run(["sh", script, "-h"], check_rc=0)
+    opts = re.findall(r"^\s+-([A-Za-z])\b", out, re.M) + ["h"]
+    check(len(opts) > 1, "no options in tlsproxy-ocsp-refresh -h:\n" + out)
+    documented = set(re.findall(r"^\.It Fl ([A-Za-z])\b", text, re.M))
+    synopsis = set(re.findall(r"^\.Op Fl ([A-Za-z])\b", text, re.M))
+    check(not [o for o in opts if o not in documented],
+          "options not described: %s" % [o for o in opts if o not in documented])
+    check(not [o for o in opts if o not in synopsis | {"h"}],
+          "options not in the SYNOPSIS: %s" % [o for o in opts if o not in synopsis])
+    with open(script) as f:
+        env = set(re.findall(r"\$\{([A-Z_]+):-", f.read()))
+    check(env, "no environment variables found in " + script)
+    described = set(re.findall(r"^\.It Ev ([A-Z_]+)", text, re.M))
+    check(env <= described, "variables not in ENVIRONMENT: %s" % sorted(env - described))
 
 
 tplib.main()

@@ -38,6 +38,21 @@ def listener_conf(name, port, backend, cert_name="server", extra="", **settings)
     return "  {\n" + "".join("    %s\n" % l for l in lines) + "  }"
 
 
+def certificates_conf(*entries):
+    """certificates_conf(*entries): a listener's certificates setting, for
+    listener_conf(..., cert_name=None, extra=...); each entry is (cert,
+    key, ocsp_response or None, names or None)."""
+    out = []
+    for chain, key, resp, names in entries:
+        e = 'cert = "%s"; key = "%s";' % (chain, key)
+        if resp:
+            e += ' ocsp_response = "%s";' % resp
+        if names:
+            e += " names = %s;" % conf_value(list(names))
+        out.append("{ %s }" % e)
+    return "certificates = ( %s );" % ", ".join(out)
+
+
 def conf_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"

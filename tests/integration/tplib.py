@@ -35,6 +35,8 @@ name of the parts, so tests import from tplib alone:
     tp_daemon    tlsproxy's config text, the daemon, mosquitto
     tp_proxy     the PROXY protocol a backend reads: a parser, a backend
                  that records the header, HAProxy's accept-proxy
+    tp_ca        a CA made with openssl ca: issue, revoke, CRLs
+    tp_ocsp      a CA with an OCSP responder on loopback (openssl ocsp)
 """
 
 from tp_core import *  # noqa: F401,F403
@@ -42,3 +44,5 @@ from tp_backends import *  # noqa: F401,F403
 from tp_clients import *  # noqa: F401,F403
 from tp_daemon import *  # noqa: F401,F403
 from tp_proxy import *  # noqa: F401,F403
+from tp_ca import *  # noqa: F401,F403
+from tp_ocsp import *  # noqa: F401,F403

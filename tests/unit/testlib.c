@@ -246,6 +246,7 @@ static const struct {
 	[TL_CLIENT] = { "client", "device1", TL_CA, "clientAuth", NULL },
 	[TL_OTHER_CA] = { "other-ca", "untrusted test CA", TL_OTHER_CA, NULL, NULL },
 	[TL_OTHER_CLIENT] = { "other-client", "device1", TL_OTHER_CA, "clientAuth", NULL },
+	[TL_OCSP] = { "ocsp", "tlsproxy test OCSP responder", TL_CA, "OCSPSigning", NULL },
 };
 
 static void

@@ -116,6 +116,7 @@ enum tl_id {
 	TL_CLIENT,		/* CN=device1, clientAuth, by TL_CA */
 	TL_OTHER_CA,		/* a CA that nothing trusts */
 	TL_OTHER_CLIENT,	/* CN=device1, clientAuth, by TL_OTHER_CA */
+	TL_OCSP,		/* an OCSP responder of TL_CA: OCSPSigning */
 	TL_NIDS
 };
 
