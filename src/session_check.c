@@ -232,6 +232,31 @@ session_appdata_decode(const void *in, size_t len, int64_t *auth_time)
 	return 0;
 }
 
+/*
+ * Times come from tickets, which a client may have kept for any length of
+ * time or (with the keys) forged: arithmetic on them saturates instead of
+ * overflowing.
+ */
+static int64_t
+add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+static int64_t
+sub_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_sub_overflow(a, b, &r))
+		return b < 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
 enum session_verdict
 session_verdict(int same_policy, int64_t auth_time, int64_t not_after, int64_t now,
     int64_t max_age)
@@ -242,7 +267,7 @@ session_verdict(int same_policy, int64_t auth_time, int64_t not_after, int64_t n
 		return SESSION_REFUSED_CERT_EXPIRED;
 	/* A full handshake "in the future" (a node whose clock runs ahead)
 	 * is no older than now. */
-	if (now > auth_time && now - auth_time > max_age)
+	if (now > auth_time && sub_sat(now, auth_time) > max_age)
 		return SESSION_REFUSED_TOO_OLD;
 	return SESSION_RESUME;
 }
@@ -253,10 +278,10 @@ session_lifetime_cap(int64_t start, int64_t timeout, int64_t auth_time, int64_t 
 {
 	int64_t t = timeout;
 
-	if (not_after - start < t)
-		t = not_after - start;
-	if (auth_time + max_age - start < t)
-		t = auth_time + max_age - start;
+	if (sub_sat(not_after, start) < t)
+		t = sub_sat(not_after, start);
+	if (sub_sat(add_sat(auth_time, max_age), start) < t)
+		t = sub_sat(add_sat(auth_time, max_age), start);
 	/* At least a second: OpenSSL 3.0 fails a TLS 1.3 handshake (internal
 	 * error) whose new ticket has a timeout of 0.  Every resumption is
 	 * checked again, so that second never resumes what the rules refuse. */

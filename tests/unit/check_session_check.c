@@ -177,6 +177,15 @@ START_TEST(test_lifetime_cap)
 	ck_assert_int_eq(session_lifetime_cap(t0, 3600, t0 - 2 * DAY, INT64_MAX, DAY), 1);
 	ck_assert_int_eq(session_lifetime_cap(t0, 3600, t0, t0 - 5, DAY), 1);
 	ck_assert_int_eq(session_lifetime_cap(t0, 3600, t0 - DAY, INT64_MAX, DAY), 1);
+	/* Times out of any range, as a forged or ancient ticket may carry
+	 * (fuzz_ticket_keys): no overflow, the same answers. */
+	ck_assert_int_eq(session_lifetime_cap(-1877932053, 3600, t0, INT64_MAX, 7 * DAY), 3600);
+	ck_assert_int_eq(session_lifetime_cap(INT64_MIN, 3600, INT64_MAX, INT64_MAX, INT64_MAX),
+	    3600);
+	ck_assert_int_eq(session_lifetime_cap(INT64_MAX, 3600, INT64_MIN, INT64_MIN, DAY), 1);
+	ck_assert_int_eq(session_verdict(1, INT64_MIN, INT64_MAX, t0, 7 * DAY),
+	    SESSION_REFUSED_TOO_OLD);
+	ck_assert_int_eq(session_verdict(1, INT64_MAX, INT64_MAX, t0, 7 * DAY), SESSION_RESUME);
 }
 END_TEST
 
