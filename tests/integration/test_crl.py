@@ -9,7 +9,9 @@ nextUpdate still revokes, is logged once per load and shows in the
 metrics.  On resumption: tickets and TLS 1.2 session IDs of a device
 revoked by a reload do not resume, while a good device's still do; and
 across two nodes with one seed, a ticket from the node whose CRL does not
-list the device does not resume on the node whose CRL does."""
+list the device does not resume on the node whose CRL does; with
+crl_check = "chain", an intermediate CA revoked by a reload stops the
+sessions of the devices under it."""
 
 import calendar
 import os
@@ -474,6 +476,67 @@ def _():
     refused(other, port, TLS13, "stranger", backend)
     d.wait_log(r"handshake failed: .*unable to get certificate CRL", 5, since=mark)
     works(ca, port, TLS13, "good")
+
+
+INTERMEDIATE_EXTENSIONS = DEVICE_EXTENSIONS + """[ intermediate ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+@case('crl_check = "chain": an intermediate CA revoked after a device\'s full handshake '
+      "stops its TLS 1.3 and TLS 1.2 tickets from resuming (revoked), and the full "
+      "handshake that follows is refused")
+def _():
+    root = TestCA("chain-root", INTERMEDIATE_EXTENSIONS)
+    root.issue("inter", "intermediate")
+    inter = DeviceCA("chain-inter")
+    # The intermediate signs from here on: openssl ca reads ca.pem and ca.key.
+    for name in ("pem", "key"):
+        with open(root.path("inter." + name)) as f, open(inter.path("ca." + name), "w") as o:
+            o.write(f.read())
+    inter.issue("dev")
+    cas = tmpfile("chain-cas.pem", open(root.pem).read() + open(inter.pem).read())
+    crls = tmpfile("chain.crl", "")
+
+    def write_crls():
+        text = "".join(open(ca.crl(ca.path("ca.crl"))).read() for ca in (root, inter))
+        with open(crls, "w") as o:
+            o.write(text)
+
+    write_crls()
+    backend = EchoBackend()
+    port = free_port()
+
+    def conf():
+        return make_conf(listener_conf("devs", port, backend.port, client_ca=cas,
+                                       verify_client="require", crl=crls, crl_check="chain"),
+                         tickets='mode = "stateless"; seed = "crl-chain-seed-0123456789abcdef";')
+
+    d = Daemon(conf()).start()
+    ctxs, sessions = {}, {}
+    for version in (TLS13, TLS12):
+        ctxs[version] = inter.ctx(version, "dev")
+        c = TLSClient(port, version, ctx=ctxs[version])
+        c.roundtrip(b"first")
+        sessions[version] = c.obj.session
+        c2 = TLSClient(port, version, ctx=ctxs[version], session=sessions[version])
+        check(c2.obj.session_reused, "resumes before the revocation (%s)" % version)
+        c2.roundtrip(b"resumed")
+    before = d.counters()[0]["ticket_rejected_revoked"]
+    root.revoke("inter")
+    write_crls()
+    mark = reload(d, conf())
+    d.wait_log(r"reload: configuration from .* in force", 5, since=mark)
+    for version in (TLS13, TLS12):
+        refused(inter, port, version, "dev", backend, ctx=ctxs[version],
+                session=sessions[version])
+    check_eq(d.counters()[0]["ticket_rejected_revoked"], before + 2,
+             "ticket_rejected_revoked")
+    check_eq(d.count_log(r"devs: ticket not resumed \(revoked\), client \"CN=dev\"",
+                         since=mark), 2, "log lines:\n" + d.log_since(mark))
 
 
 tplib.main()
