@@ -134,6 +134,10 @@ main(int argc, char **argv)
 	}
 
 	log_init();
+	/* Starting, the server builds every listener again, and warns then
+	 * (an expiring certificate, a refused OCSP response): once is enough. */
+	if (!check_only && !print_keys && !list_ocsp)
+		log_set_level(LOG_LEVEL_ERROR);
 	if ((s = settings_load(path, &errs)) == NULL || server_check(s, &errs) != 0) {
 		print_errors(&errs);
 		fprintf(stderr, "tlsproxy: %s: %zu error%s\n", path, errs.count,

@@ -224,6 +224,10 @@ def _():
     check_eq(rc, 0, "an expiring certificate is a warning, not an error:\n" + out)
     check(re.search(re.escape(path) + r":\d+: cert: .*soon\.pem expires in [23] days", out),
           "expiry warning:\n" + out)
+    check_eq(len(re.findall(r"soon\.pem expires in", out)), 1, "warnings of -t:\n" + out)
+    d = Daemon(text).start()
+    check_eq(d.count_log(r"soon\.pem expires in [23] days"), 1,
+             "expiry warnings at start (the check before it warns no more):\n" + d.log())
 
 
 @case("--list-ocsp prints CERT<TAB>OCSP_RESPONSE of each entry with an ocsp_response "
