@@ -117,9 +117,14 @@ read_file(const char *path, unsigned char **der, size_t *len, char *why, size_t 
 	if (err != 0 || n == 0 || n > OCSP_STAPLE_MAX_BYTES)
 		goto err1;
 	fclose(f);
-	/* Kept as long as the certificate: no more than the file holds. */
-	if ((*der = realloc(buf, n)) == NULL)
+	/* Kept as long as the certificate: no more than the file holds.  A
+	 * copy, not realloc(), whose failure path GCC 14 cannot follow. */
+	if ((*der = malloc(n)) == NULL) {
 		*der = buf;
+	} else {
+		memcpy(*der, buf, n);
+		free(buf);
+	}
 	*len = n;
 	return 0;
 
