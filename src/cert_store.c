@@ -434,7 +434,7 @@ use_group_on_ctx(SSL_CTX *ctx, const struct cert_store *cs)
 		if (SSL_CTX_use_cert_and_key(ctx, e->cert, e->key, e->chain, 1) != 1)
 			return -1;
 	}
-	return SSL_CTX_set_session_id_context(ctx, g->context, sizeof(g->context)) == 1 ? 0 : -1;
+	return session_check_set_default(ctx, g->context);
 }
 
 int
@@ -581,8 +581,9 @@ cert_store_client_hello(SSL *ssl, int *alert)
 	}
 	if (k < 0)
 		k = 0;
-	if ((k != 0 && use_group(ssl, cs, &cs->groups[k]) != 0) ||
-	    session_check_bind(ssl, cs->groups[k].context) != 0) {
+	/* The first group is the context's own: nothing to change, nothing to pay. */
+	if (k != 0 && (use_group(ssl, cs, &cs->groups[k]) != 0 ||
+	    session_check_bind(ssl, cs->groups[k].context) != 0)) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return -1;
 	}

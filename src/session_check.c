@@ -11,8 +11,11 @@
  * server names are those of the certificate group the connection is
  * served with (cert_store.c): a session made under one certificate does
  * not resume under another, and a renewed certificate for the same names
- * keeps its sessions.  Each connection is bound to its group's fingerprint
- * by session_check_bind() from the client hello callback.
+ * keeps its sessions.  The first group's fingerprint is the context's
+ * (session_check_set_default()); a connection served by another group is
+ * bound to that group's by session_check_bind(), from the client hello
+ * callback.  Only those pay for the binding (an ex_data slot, about 100
+ * bytes per connection): most connections are the first group's.
  *
  * OpenSSL 3.0 compares the session ID context itself for every kind
  * (TLS 1.2 session IDs and tickets, TLS 1.3 stateless and stateful tickets:
@@ -41,7 +44,7 @@
 
 struct session_policy {
 	EVP_MD_CTX *policy;		/* the digest up to the server names */
-	unsigned char fingerprint[SESSION_FINGERPRINT_LEN];	/* without names */
+	unsigned char fingerprint[SESSION_FINGERPRINT_LEN];	/* of the default group */
 	int64_t max_age;		/* seconds */
 	char name[];			/* the listener's, for the log */
 };
@@ -347,6 +350,18 @@ session_check_context(const SSL_CTX *ctx, char *const *names, size_t n,
 	if (ctx_index < 0 || (p = SSL_CTX_get_ex_data(ctx, ctx_index)) == NULL)
 		return -1;
 	return digest_names(p->policy, names, n, out);
+}
+
+int
+session_check_set_default(SSL_CTX *ctx, const unsigned char *context)
+{
+	struct session_policy *p;
+
+	if (ctx_index < 0 || (p = SSL_CTX_get_ex_data(ctx, ctx_index)) == NULL ||
+	    SSL_CTX_set_session_id_context(ctx, context, SESSION_FINGERPRINT_LEN) != 1)
+		return -1;
+	memcpy(p->fingerprint, context, SESSION_FINGERPRINT_LEN);
+	return 0;
 }
 
 int

@@ -98,6 +98,13 @@ int session_check_context(const SSL_CTX *ctx, char *const *names, size_t n,
     unsigned char out[SESSION_FINGERPRINT_LEN]);
 
 /**
+ * session_check_set_default(ctx, context): connections of ${ctx} that
+ * session_check_bind() does not bind are made and resume under
+ * ${context} (SESSION_FINGERPRINT_LEN bytes, copied).  0, or -1.
+ */
+int session_check_set_default(SSL_CTX *ctx, const unsigned char *context);
+
+/**
  * session_check_bind(ssl, context): ${ssl}'s sessions are made and may
  * resume under ${context} (SESSION_FINGERPRINT_LEN bytes that outlive
  * ${ssl}), from session_check_context().  Call it before the session is
@@ -106,8 +113,9 @@ int session_check_context(const SSL_CTX *ctx, char *const *names, size_t n,
 int session_check_bind(SSL *ssl, const unsigned char *context);
 
 /**
- * session_check_fingerprint(ctx): ${ctx}'s policy fingerprint without
- * server names, NULL if none was installed.
+ * session_check_fingerprint(ctx): ${ctx}'s default fingerprint (without
+ * server names until session_check_set_default()), NULL if none was
+ * installed.
  */
 const unsigned char *session_check_fingerprint(const SSL_CTX *ctx);
 
