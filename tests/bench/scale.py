@@ -37,6 +37,10 @@ Settings from the environment (defaults in brackets):
   SCALE_CLIENT_THREADS [1]  tlsbench threads
   SCALE_CONCURRENCY [64]    handshakes in flight
   SCALE_PROBES [5]          fresh clients timed at the top
+  SCALE_OPEN_SECONDS        most seconds to open them all, pauses at the marks
+                            left out [SCALE_CONNS / 200, at least 120; at most
+                            3600]: more where the machine is slow, an emulated
+                            guest say
   SCALE_JSON                write the figures to this file
   SCALE_KEEP [0]            keep the temporary directory (configuration, logs)
 
@@ -232,10 +236,11 @@ def main():
     threads = env_int("SCALE_CLIENT_THREADS", 1)
     concurrency = env_int("SCALE_CONCURRENCY", 64)
     nprobes = env_int("SCALE_PROBES", 5)
+    open_s = env_int("SCALE_OPEN_SECONDS", max(120, want // 200))
     if want < 100 or not 1 <= nsources <= 64 or not marks_pct or \
-            any(not 0 < m < 100 for m in marks_pct):
+            any(not 0 < m < 100 for m in marks_pct) or not 1 <= open_s <= 3600:
         sys.exit("scale: SCALE_CONNS >= 100, SCALE_SOURCES 1-64, SCALE_MARKS one or more"
-                 " in (0, 100)")
+                 " in (0, 100), SCALE_OPEN_SECONDS 1-3600")
 
     n, notes = plan(want)
     if n < 100:
@@ -299,7 +304,6 @@ def main():
     base = rss_kb([daemon.pid])
     log("daemon RSS %d KB warmed and idle" % base)
 
-    open_s = max(120, n / 200)
     client = Client([args.tlsbench, "idle", "--ca", certs["ca"],
                      "--port", ",".join(str(p) for p, _ in listeners),
                      "--source", ",".join(sources), "--connections", str(n),
