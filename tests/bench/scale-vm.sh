@@ -25,6 +25,8 @@
 #   SCALE_VM_MEM [10G]  SCALE_VM_CPUS [2]  the guest's size
 #   SCALE_VM_WORKERS ["1 2"]         one `make scale` per worker count
 #   SCALE_VM_TIMEOUT [5400]          seconds before qemu is killed
+#   SCALE_VM_APPEND                  more of the guest kernel's command line,
+#                                    e.g. transparent_hugepage=madvise
 #   SCALE_VM_ACCEL [auto]            kvm, or tcg (emulation: the memory
 #                                    figures hold, the rates do not); auto
 #                                    is kvm unless /dev/kvm is missing or
@@ -42,6 +44,7 @@ cpus=${SCALE_VM_CPUS:-2}
 workers=${SCALE_VM_WORKERS:-1 2}
 limit=${SCALE_VM_TIMEOUT:-5400}
 accel=${SCALE_VM_ACCEL:-auto}
+append=${SCALE_VM_APPEND:-}
 suite=bookworm
 
 die() { echo "scale-vm: $*" >&2; exit 1; }
@@ -219,6 +222,7 @@ ulimit -Hn 1048576 && ulimit -Sn 1048576
 	echo "cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)"
 	echo "RLIMIT_NOFILE: $(ulimit -Sn) soft, $(ulimit -Hn) hard; fs.nr_open $(cat /proc/sys/fs/nr_open); fs.file-max $(cat /proc/sys/fs/file-max)"
 	echo "ephemeral ports: $(cat /proc/sys/net/ipv4/ip_local_port_range)"
+	echo "transparent hugepages: $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
 	echo "OpenSSL: $(openssl version); libevent $(pkg-config --modversion libevent); Debian $(cat /etc/debian_version)"
 	echo "source tree: $commit; accelerator: $accel"
 } >"$out/guest.txt"
@@ -259,7 +263,7 @@ TMPDIR=$work timeout --kill-after=30 "$limit" qemu-system-x86_64 \
 	$accel_args -smp "$cpus" -m "$mem" \
 	-nodefaults -no-user-config -display none -no-reboot \
 	-kernel "$cache/vmlinuz" -initrd "$cache/initrd.img" \
-	-append "root=/dev/vda rw console=ttyS0 quiet panic=-1 init=/sbin/tlsproxy-vm-init" \
+	-append "root=/dev/vda rw console=ttyS0 quiet panic=-1 init=/sbin/tlsproxy-vm-init $append" \
 	-drive "file=$cache/root.img,format=raw,if=virtio,snapshot=on" \
 	-drive "file=$work/job.tar,format=raw,if=virtio,readonly=on" \
 	-drive "file=$work/out.img,format=raw,if=virtio" \

@@ -6,7 +6,8 @@ connections (a TLS 1.3 handshake and one 100-byte echo each) from several
 127.0.0.x source addresses and holds them.  At each mark (10%, 50% and
 100% of SCALE_CONNS) the opening pauses, and the script reads the daemon's
 RSS: RSS per connection is (RSS - RSS of the warmed, idle daemon) / open
-connections.  With all of them open, fresh clients (Python ssl) time a
+connections, and the part of the RSS in transparent huge pages
+(AnonHugePages) beside it.  With all of them open, fresh clients (Python ssl) time a
 full handshake and a 100-byte round trip; then tlsbench resets them all,
 and the close time is until the daemon's metrics say no connection is
 open.
@@ -73,6 +74,19 @@ PORT_SHARE = 0.9        # of the ephemeral range one address pair may use
 def read_int(path):
     with open(path) as f:
         return int(f.read().split()[0])
+
+
+def huge_kb(pid):
+    """AnonHugePages of ${pid} in KB: the part of its RSS in transparent
+    huge pages, which can count memory never touched (THP "always")."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def port_range():
@@ -323,11 +337,13 @@ def main():
         rss = rss_kb([daemon.pid])
         opened = metrics_open(metrics_port)
         row = {"open": int(fig["open"]), "daemon_open": opened, "rss_kb": rss,
+               "anon_huge_kb": huge_kb(daemon.pid),
                "kb_per_conn": (rss - base) / opened if opened else None,
                "seconds": float(fig.get("seconds", "nan"))}
         rows.append(row)
-        log("%s: %d open (daemon: %d), RSS %d KB, %.2f KB per connection" % (
-            line.split()[0], row["open"], opened, rss, row["kb_per_conn"] or 0))
+        log("%s: %d open (daemon: %d), RSS %d KB (%d KB in huge pages), %.2f KB per"
+            " connection" % (line.split()[0], row["open"], opened, rss, row["anon_huge_kb"],
+                             row["kb_per_conn"] or 0))
         if line.startswith("ready"):
             break
         client.go()
@@ -379,17 +395,17 @@ def main():
 def print_summary(res, rows, failed):
     # The growth from the last mark, per connection opened since: what one
     # more connection costs, free of the daemon's fixed start-up memory.
-    print("\n| open | daemon RSS, KB | KB per connection | KB per connection since the "
-          "last mark | opened in, s | accepts/s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| open | daemon RSS, KB | of which huge pages, KB | KB per connection | KB per "
+          "connection since the last mark | opened in, s | accepts/s |")
+    print("|---|---|---|---|---|---|---|")
     prev, prev_rss = 0, res["base_rss_kb"]
     for r in rows:
         rate = (r["open"] - prev) / r["seconds"] if r["seconds"] > 0 else 0
         kb = "%.2f" % r["kb_per_conn"] if r["kb_per_conn"] is not None else "-"
         step = "%.2f" % ((r["rss_kb"] - prev_rss) / (r["open"] - prev)) if r["open"] > prev \
             else "-"
-        print("| %d | %d | %s | %s | %.1f | %.0f |" % (r["open"], r["rss_kb"], kb, step,
-                                                      r["seconds"], rate))
+        print("| %d | %d | %d | %s | %s | %.1f | %.0f |" % (
+            r["open"], r["rss_kb"], r["anon_huge_kb"], kb, step, r["seconds"], rate))
         prev, prev_rss = r["open"], r["rss_kb"]
     print("\ndaemon RSS warmed and idle: %d KB" % res["base_rss_kb"])
     tb = res.get("tlsbench", {})
