@@ -60,7 +60,10 @@ def served(port, servername=None, args=()):
         return None, None, text
     cn = re.search(r"^Peer certificate: .*CN\s*=\s*([^,\n]+)", text, re.M)
     kind = re.search(r"^(?:Peer )?[Ss]ignature type: (\S+)", text, re.M)
-    return (cn.group(1).strip() if cn else "?", kind.group(1) if kind else "?", text)
+    # OpenSSL 3.0 prints "ECDSA" or "RSA-PSS", 3.5 "ecdsa_secp256r1_sha256".
+    kind = kind.group(1).lower() if kind else "?"
+    kind = "ECDSA" if "ecdsa" in kind else "RSA" if "rsa" in kind else kind
+    return (cn.group(1).strip() if cn else "?", kind, text)
 
 
 @case("SNI picks each certificate: exact names, a wildcard for one label only, the "
@@ -91,7 +94,7 @@ def _():
         cn, kind, out = served(d.port, "b.example.test", [
             version, "-sigalgs", "RSA-PSS+SHA256:RSA+SHA256"])
         check_eq(cn, "b.example.test", "RSA-only client %s" % version)
-        check(kind in ("RSA-PSS", "RSA"), "an RSA-only client %s got %s:\n%s"
+        check(kind == "RSA", "an RSA-only client %s got %s:\n%s"
               % (version, kind, out))
 
 
