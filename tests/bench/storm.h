@@ -40,6 +40,7 @@ struct storm_opts {
 	int fresh;			/* never offer a session: full handshakes only */
 	int clean;			/* MQTT clean session flag */
 	double arrivals;		/* one-shot full-handshake clients per second */
+	double arrivals_after;		/* s before the first arrival */
 	double duration;		/* s: the run ends by itself after this */
 	const char *records;		/* the record file, appended to */
 	const char *id_prefix;		/* MQTT client id prefix */

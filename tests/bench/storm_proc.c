@@ -225,7 +225,8 @@ proc_init(struct storm_proc *p, uint64_t t0)
 		dev_init(p, i, -1, K_ARRIVAL);
 		p->freelist[p->nfree++] = i;
 	}
-	p->next_arrival_ns = o->arrivals > 0 ? t0 : UINT64_MAX;
+	p->next_arrival_ns = o->arrivals > 0 ? t0 + (uint64_t)(o->arrivals_after * 1e9) :
+	    UINT64_MAX;
 	return 0;
 }
 

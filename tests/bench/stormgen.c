@@ -69,6 +69,8 @@ usage(void)
 	    "  --fresh               never resume: full handshakes only\n"
 	    "  --clean               MQTT clean session (default: persistent sessions)\n"
 	    "  --arrivals R          one-shot full-handshake clients per second (Poisson)\n"
+	    "  --arrivals-after S    the first arrival S after the start (default 0), so that\n"
+	    "                        the devices hold sessions before the arrivals begin\n"
 	    "  --duration S          the run ends after S seconds (default 600)\n"
 	    "  --records FILE        append one line per connection event\n"
 	    "  --id-prefix P         MQTT client id prefix (default \"dev\")\n"
@@ -93,7 +95,7 @@ static void
 parse_args(int argc, char **argv, struct storm_opts *o)
 {
 	enum { O_PORT = 256, O_HOST, O_DEVICES, O_PROCS, O_TLS12, O_SRC, O_SRCN, O_RAMP,
-	    O_BBASE, O_BCAP, O_ATO, O_KA, O_HOLD, O_GAP, O_FRESH, O_CLEAN, O_ARR, O_DUR,
+	    O_BBASE, O_BCAP, O_ATO, O_KA, O_HOLD, O_GAP, O_FRESH, O_CLEAN, O_ARR, O_ARR_AFTER, O_DUR,
 	    O_REC, O_PREFIX, O_SNI, O_CA, O_INSECURE, O_CIPHERS, O_SUITES, O_SEED };
 	static const struct option lo[] = {
 		{ "port", 1, NULL, O_PORT }, { "host", 1, NULL, O_HOST },
@@ -104,7 +106,8 @@ parse_args(int argc, char **argv, struct storm_opts *o)
 		{ "attempt-timeout", 1, NULL, O_ATO }, { "keepalive", 1, NULL, O_KA },
 		{ "hold", 1, NULL, O_HOLD }, { "gap", 1, NULL, O_GAP },
 		{ "fresh", 0, NULL, O_FRESH }, { "clean", 0, NULL, O_CLEAN },
-		{ "arrivals", 1, NULL, O_ARR }, { "duration", 1, NULL, O_DUR },
+		{ "arrivals", 1, NULL, O_ARR }, { "arrivals-after", 1, NULL, O_ARR_AFTER },
+		{ "duration", 1, NULL, O_DUR },
 		{ "records", 1, NULL, O_REC }, { "id-prefix", 1, NULL, O_PREFIX },
 		{ "sni", 1, NULL, O_SNI }, { "ca", 1, NULL, O_CA },
 		{ "insecure", 0, NULL, O_INSECURE }, { "ciphers", 1, NULL, O_CIPHERS },
@@ -137,6 +140,7 @@ parse_args(int argc, char **argv, struct storm_opts *o)
 		case O_FRESH: o->fresh = 1; break;
 		case O_CLEAN: o->clean = 1; break;
 		case O_ARR: o->arrivals = num(optarg, 0, 1e6); break;
+		case O_ARR_AFTER: o->arrivals_after = num(optarg, 0, 86400); break;
 		case O_DUR: o->duration = num(optarg, 0.1, 86400); break;
 		case O_REC: o->records = optarg; break;
 		case O_PREFIX: o->id_prefix = optarg; break;
