@@ -535,13 +535,17 @@ choose_route(struct conn *c, char *buf, size_t len)
 		conn_count(c, STAT_HANDSHAKE_NO_ALPN, 1);
 	c->route = (int16_t)route_match(ls->routes, ls->nroutes, proto, protolen,
 	    SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
+	if (c->route >= 0)
+		stats_count(route_gate_stats(c->service->gates[c->route]), STAT_CONN_ACCEPTED, 1);
 	buf[0] = '\0';
+	/* The text is for the handshake's log line only: not made for nothing. */
+	if (!log_enabled(LOG_LEVEL_INFO))
+		return;
 	/* The protocol is one of ours: printable ASCII, checked by config. */
 	if (i >= 0)
 		snprintf(buf, len, ", alpn %s", ls->alpn[i]);
 	if (c->route < 0)
 		return;
-	stats_count(route_gate_stats(c->service->gates[c->route]), STAT_CONN_ACCEPTED, 1);
 	n = strlen(buf);
 	snprintf(buf + n, len - n, ", routes[%d] backend %s:%u", c->route,
 	    conn_route(c)->backend.host, conn_route(c)->backend.port);

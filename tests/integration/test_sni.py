@@ -145,6 +145,17 @@ def _():
                  "a session of a.example.test under b.example.test (%s)" % version)
         check_eq(d.counters()[0]["ticket_rejected_policy"], before + 1,
                  "ticket_rejected_policy (%s)" % version)
+        # The first certificate's group is the context's own: its sessions
+        # and the others' stay apart both ways.
+        reused, first = connect(d.port, ctx, "localhost")
+        check_eq(connect(d.port, ctx, "localhost", first)[0], True,
+                 "the first certificate's session resumes (%s)" % version)
+        check_eq(connect(d.port, ctx, "b.example.test", first)[0], False,
+                 "the first certificate's session under b.example.test (%s)" % version)
+        check_eq(connect(d.port, ctx, "unknown.example.test", sess)[0], False,
+                 "a session of a.example.test under the first certificate (%s)" % version)
+        check_eq(d.counters()[0]["ticket_rejected_policy"], before + 3,
+                 "ticket_rejected_policy, both ways (%s)" % version)
 
 
 @case("a TLS 1.2 session ID made under one certificate does not resume under another")
