@@ -1,6 +1,7 @@
 /*
  * backend: resolution (for host names) and a non-blocking connect(), tried
- * on each resolved address in turn until one answers.
+ * on each resolved address in turn until one answers; and the pause before
+ * a connect that failed is tried again (the connection decides whether).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -255,4 +256,24 @@ backend_connect_cancel(struct backend_connect *bc)
 		return;
 	}
 	bc_free(bc);
+}
+
+/*
+ * A broker that restarts refuses for as long as it is down, and every
+ * connection held meanwhile tries it again.  Pauses that double keep a
+ * long outage from costing more than one attempt per connection a second,
+ * and a short one from keeping anybody much longer than it lasted.  Half
+ * of each pause is random: connections that failed at the same moment do
+ * not all come back in the same one.
+ */
+unsigned
+backend_retry_pause_ms(uint64_t elapsed_ms, uint32_t random)
+{
+	uint64_t pause = elapsed_ms;
+
+	if (pause < BACKEND_RETRY_MIN_MS)
+		pause = BACKEND_RETRY_MIN_MS;
+	if (pause > BACKEND_RETRY_MAX_MS)
+		pause = BACKEND_RETRY_MAX_MS;
+	return (unsigned)(pause - pause / 2 + random % (pause / 2 + 1));
 }

@@ -6,6 +6,8 @@
 #ifndef TLSPROXY_BACKEND_H
 #define TLSPROXY_BACKEND_H
 
+#include <stdint.h>
+
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -32,6 +34,19 @@ typedef void backend_connected_fn(int fd, const char *why, void *arg);
 struct backend_connect *backend_connect_start(struct event_base *base,
     struct evdns_base *dns, const struct hostport *hp, backend_connected_fn *cb, void *arg,
     int *connected_fd);
+
+/* The shortest and the longest pause before a failed connect is tried again. */
+#define BACKEND_RETRY_MIN_MS 50
+#define BACKEND_RETRY_MAX_MS 1000
+
+/**
+ * backend_retry_pause_ms(elapsed_ms, random): how long to wait before
+ * trying again a backend that has failed every connect for ${elapsed_ms}
+ * since the first: as long again as that, so that the pauses double, kept
+ * within BACKEND_RETRY_MIN_MS and BACKEND_RETRY_MAX_MS, of which the
+ * second half is drawn from ${random}.
+ */
+unsigned backend_retry_pause_ms(uint64_t elapsed_ms, uint32_t random);
 
 /** backend_connect_cancel(bc): stop; ${cb} will not be called.  NULL is fine. */
 void backend_connect_cancel(struct backend_connect *bc);

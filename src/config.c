@@ -497,6 +497,7 @@ load_listener(struct config_get_group *g, struct listener_settings *l)
 	    &l->handshake_timeout);
 	config_get_duration(g, "connect_timeout", 1, 3600, 5,
 	    &l->connect_timeout);
+	config_get_bool(g, "connect_retry", 1, &l->connect_retry);
 	config_get_duration(g, "idle_timeout", 0, 30 * DAY, 0, &l->idle_timeout);
 	config_get_int(g, "max_connections", 1, 10000000, 100000,
 	    &l->max_connections);

@@ -130,6 +130,7 @@ struct listener_settings {
 	enum crl_check crl_check;
 	int64_t handshake_timeout;	/* seconds, > 0 */
 	int64_t connect_timeout;	/* seconds, > 0 */
+	int connect_retry;		/* a failed backend connect is tried again until connect_timeout */
 	int64_t idle_timeout;		/* seconds, 0: none */
 	int64_t max_connections;	/* > 0 */
 	enum proxy_protocol proxy_protocol;	/* header sent to the backend first */

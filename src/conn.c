@@ -18,10 +18,12 @@
  *                 the listener's own.  Over backend_connect_rate or
  *                 backend_max_connecting, first a turn in that backend
  *                 queue (connect_timeout); then the backend connect
- *                 (connect_timeout).  The client is not read meanwhile,
- *                 so its data waits in the kernel.  Its event stays armed,
- *                 and is disarmed only if it fires: the relay arms it
- *                 again right after the connect.
+ *                 (connect_timeout).  A connect that fails is tried again
+ *                 after a pause, with a new turn, until connect_timeout
+ *                 has passed since the first (connect_retry).  The client
+ *                 is not read meanwhile, so its data waits in the kernel.
+ *                 Its event stays armed, and is disarmed only if it fires:
+ *                 the relay arms it again right after the connect.
  *   RELAYING   -> relay_run() on every readiness (idle_timeout)
  *
  * One timer serves whichever timeout applies to the current state, and
@@ -101,7 +103,7 @@ struct conn {
 	time_t deadline;		/* the timer's, in HANDSHAKE and CONNECTING */
 	time_t started;
 	time_t last_active;
-	uint64_t connect_started;	/* µs, CLOCK_MONOTONIC: the connect time histogram */
+	uint64_t connect_started;	/* µs, CLOCK_MONOTONIC: the first backend connect's start */
 	uint64_t counted_in, counted_out;	/* relay bytes added to the stats so far */
 	struct sockaddr_storage *peer_addr;	/* kept only for the PROXY header */
 	char peer[ADDR_TEXT_MAX];
@@ -137,6 +139,7 @@ struct offloaded_step {
 #define HELLO_PEEK_MAX (5 + 16384)
 
 static void conn_free(struct conn *c);
+static void backend_turn(struct conn *c);
 static void backend_connect(struct conn *c);
 static void handshake_step(struct conn *c);
 static void on_client(evutil_socket_t fd, short what, void *arg);
@@ -458,6 +461,77 @@ queue_proxy_header(struct conn *c)
 	return relay_queue_to_backend(&c->relay, c->env->scratch, (size_t)n);
 }
 
+/* A cheap random number for the retry pauses (xorshift32), one per thread. */
+static uint32_t
+retry_random(void)
+{
+	static _Thread_local uint32_t state;
+	uint32_t x = state;
+
+	if (x == 0)
+		x = (uint32_t)now_usec() | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return state = x;
+}
+
+/*
+ * connect_retry: the backend refused (a broker restarting) or could not be
+ * reached.  Closed now, the client would go into its own backoff, which
+ * grows with each failure and keeps it away long after the broker is back;
+ * held, it is connected as soon as the backend answers again.  The pause
+ * before the next attempt grows (backend.h), and no attempt begins once
+ * connect_timeout has passed since the first.  On the timer, which
+ * on_timer() tells from a timeout because nothing else leaves a
+ * connecting connection with neither a connect under way nor a place in a
+ * queue.  1: ${c} waits; 0: give up.
+ */
+static int
+backend_retry_later(struct conn *c, const char *backend, const char *why)
+{
+	uint64_t elapsed = now_usec() - c->connect_started;
+	uint64_t budget = (uint64_t)c->service->settings.connect_timeout * 1000000;
+	unsigned ms;
+	struct timeval tv;
+
+	if (!c->service->settings.connect_retry)
+		return 0;
+	/* The last attempt comes just before connect_timeout rather than not at all. */
+	if (elapsed + BACKEND_RETRY_MIN_MS * 1000 >= budget)
+		return 0;
+	ms = backend_retry_pause_ms(elapsed / 1000, retry_random());
+	if (elapsed + (uint64_t)ms * 1000 >= budget)
+		ms = (unsigned)((budget - elapsed) / 1000) - BACKEND_RETRY_MIN_MS / 2;
+	log_debug("%s %s: backend %s: %s; trying again in %u ms", c->service->settings.name,
+	    c->peer, backend, why, ms);
+	conn_count_backend(c, STAT_BACKEND_RETRIED);
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	event_add(&c->timer, &tv);
+	return 1;
+}
+
+/* On the timer: the pause of backend_retry_later() is over. */
+static int
+backend_retry_due(const struct conn *c)
+{
+	return c->state == CONN_CONNECTING && c->connecting == NULL && c->waiting_in == NULL;
+}
+
+static void
+backend_retry_now(struct conn *c)
+{
+	if (client_gone(c)) {
+		log_info("%s %s: closed by the client while waiting for its backend connect",
+		    c->service->settings.name, c->peer);
+		conn_count_backend(c, STAT_BACKEND_DROPPED);
+		conn_free(c);
+		return;
+	}
+	backend_turn(c);
+}
+
 static void
 on_backend_connected(int fd, const char *why, void *arg)
 {
@@ -472,8 +546,16 @@ on_backend_connected(int fd, const char *why, void *arg)
 	if (fd < 0) {
 		snprintf(backend, sizeof(backend), "%s:%u", conn_route(c)->backend.host,
 		    conn_route(c)->backend.port);
-		log_warning("%s %s: backend %s: %s", c->service->settings.name, c->peer, backend,
-		    why);
+		if (backend_retry_later(c, backend, why))
+			return;
+		if (c->service->settings.connect_retry)
+			log_warning("%s %s: backend %s: %s; tried for %.1f s (connect_timeout %llds), "
+			    "closed", c->service->settings.name, c->peer, backend, why,
+			    (double)(now_usec() - c->connect_started) / 1e6,
+			    (long long)c->service->settings.connect_timeout);
+		else
+			log_warning("%s %s: backend %s: %s", c->service->settings.name, c->peer,
+			    backend, why);
 		conn_count_backend(c, STAT_BACKEND_FAILED);
 		/* A clean close: the client learns the session is over. */
 		SSL_shutdown(c->ssl);
@@ -556,7 +638,6 @@ handshake_done(struct conn *c)
 {
 	char subject[256], route[320 + ADDR_HOST_MAX];	/* a 255-byte protocol too */
 	const char *kind;
-	struct pacer *p;
 
 	conn_count(c, handshake_kind(c->ssl, &kind), 1);
 	client_subject(c->ssl, subject, sizeof(subject));
@@ -581,7 +662,15 @@ handshake_done(struct conn *c)
 	}
 	/* The tickets (TLS 1.3) or the server's Finished (TLS 1.2) need not
 	 * wait for the backend.  The client's event stays as it is (above). */
-	p = conn_backend_pacer(c);
+	backend_turn(c);
+}
+
+/* Connect to ${c}'s backend, after a turn in its pacing queue if it has one. */
+static void
+backend_turn(struct conn *c)
+{
+	struct pacer *p = conn_backend_pacer(c);
+
 	if (pacer_limited(p)) {
 		/* The timer first: once queued, the turn may come at any time. */
 		conn_set_timer(c, c->service->settings.connect_timeout);
@@ -607,10 +696,15 @@ handshake_done(struct conn *c)
 static void
 backend_connect(struct conn *c)
 {
+	int64_t timeout = c->service->settings.connect_timeout;
+	uint64_t now = now_usec(), elapsed;
 	int backend_fd;
 
-	conn_set_timer(c, c->service->settings.connect_timeout);
-	c->connect_started = now_usec();
+	/* A retry has what is left of connect_timeout, rounded up to a second. */
+	if (c->connect_started == 0)
+		c->connect_started = now;
+	elapsed = (now - c->connect_started) / 1000000;
+	conn_set_timer(c, (int64_t)elapsed < timeout ? timeout - (int64_t)elapsed : 1);
 	c->connecting = backend_connect_start(c->env->base, c->env->dns,
 	    &conn_route(c)->backend, on_backend_connected, c, &backend_fd);
 	if (backend_fd >= 0) {
@@ -1017,6 +1111,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 	if (c->offloaded != NULL && offloaded_step_check(c) == 0)
 		return;
+	if (backend_retry_due(c)) {
+		backend_retry_now(c);
+		return;
+	}
 	if (c->waiting_in != NULL) {
 		if (pacer_cancel(c->waiting_in, &c->wait) == 0)
 			turn_came(c);	/* on_turn(), or a turn just in time */

@@ -272,10 +272,11 @@ listener_log_routes(struct listener *l)
 		const struct stats *st = route_gate_stats(svc->gates[i]);
 
 		log_info("listener %s: routes[%zu] %s:%u: connections=%llu backend_failed=%llu "
-		    "backend_deferred=%llu backend_dropped=%llu waiting=%llu", l->name, i,
-		    ls->routes[i].backend.host, ls->routes[i].backend.port,
+		    "backend_retried=%llu backend_deferred=%llu backend_dropped=%llu waiting=%llu",
+		    l->name, i, ls->routes[i].backend.host, ls->routes[i].backend.port,
 		    (unsigned long long)stats_value(st, STAT_CONN_ACCEPTED),
 		    (unsigned long long)stats_value(st, STAT_BACKEND_FAILED),
+		    (unsigned long long)stats_value(st, STAT_BACKEND_RETRIED),
 		    (unsigned long long)stats_value(st, STAT_BACKEND_DEFERRED),
 		    (unsigned long long)stats_value(st, STAT_BACKEND_DROPPED),
 		    (unsigned long long)pacer_queued(route_gate_pacer(svc->gates[i])));

@@ -343,10 +343,14 @@ static void
 write_backend(struct metrics *m, struct evbuffer *b)
 {
 	write_listener_counter(m, b, "tlsproxy_backend_connect_failures_total",
-	    STAT_BACKEND_FAILED, "Backend connects that failed or timed out (connect_timeout).");
+	    STAT_BACKEND_FAILED, "Connections closed because their backend connect failed or "
+	    "timed out (connect_timeout), the retries of connect_retry included.");
+	write_listener_counter(m, b, "tlsproxy_backend_connect_retries_total",
+	    STAT_BACKEND_RETRIED, "Backend connects that failed and were tried again "
+	    "(connect_retry).");
 	write_histogram(m, b, "tlsproxy_backend_connect_seconds", STAT_TIME_BACKEND_CONNECT,
-	    "Time from the start of a backend connect (name resolution included) to the "
-	    "connection, for connects that succeeded.");
+	    "Time from the start of a connection's first backend connect (name resolution "
+	    "and retries included) to the connection, for connections that got one.");
 	family(b, "tlsproxy_bytes_total", "counter", "Bytes relayed: written to the backend "
 	    "(a PROXY protocol header included) and written to clients (before encryption).");
 	write_per_listener(m, b, "tlsproxy_bytes_total", "direction", directions,
@@ -428,6 +432,9 @@ write_routes(struct metrics *m, struct evbuffer *b, struct service **svcs)
 	    "Connections that took the route (the first whose alpn and sni matched).");
 	write_route_counter(m, b, svcs, "tlsproxy_route_backend_connect_failures_total",
 	    STAT_BACKEND_FAILED, "The route's backend connects that failed or timed out.");
+	write_route_counter(m, b, svcs, "tlsproxy_route_backend_connect_retries_total",
+	    STAT_BACKEND_RETRIED, "The route's backend connects that failed and were tried "
+	    "again.");
 	write_route_counter(m, b, svcs, "tlsproxy_route_backend_connects_deferred_total",
 	    STAT_BACKEND_DEFERRED, "The route's backend connects that had to wait for its "
 	    "backend_connect_rate or backend_max_connecting.");

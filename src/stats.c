@@ -74,6 +74,7 @@ static const char *const counter_names[STAT_COUNTER_MAX] = {
 	[STAT_FULL_DROPPED] = "full_dropped",
 	[STAT_BACKEND_DEFERRED] = "backend_deferred",
 	[STAT_BACKEND_DROPPED] = "backend_dropped",
+	[STAT_BACKEND_RETRIED] = "backend_retried",
 	[STAT_HANDSHAKE_NO_ALPN] = "alpn_none",
 };
 

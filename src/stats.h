@@ -50,6 +50,7 @@ enum stat_counter {
 	/* Pacing of backend connects (backend_connect_rate, backend_max_connecting). */
 	STAT_BACKEND_DEFERRED,		/* had to wait for its turn first */
 	STAT_BACKEND_DROPPED,		/* waited, then closed: connect_timeout or the client left */
+	STAT_BACKEND_RETRIED,		/* a failed backend connect to be tried again (connect_retry) */
 	STAT_HANDSHAKE_NO_ALPN,		/* completed with no protocol negotiated by ALPN */
 	STAT_COUNTER_MAX
 };

@@ -30,6 +30,8 @@ Settings from the environment (defaults in brackets):
   STORM_ATTEMPT_TIMEOUT [10]  seconds from TCP connect to CONNACK
   STORM_KEEPALIVE [60]        MQTT keepalive, seconds
   STORM_NODE_DOWN [5]         seconds node 1 stays down in the node event
+  STORM_BROKER_DOWN [0]       seconds the brokers stay down in the broker
+                              event once stopped, before they start again
   STORM_SETTLE [3]            quiet seconds before each event
   STORM_EVENT_TIMEOUT [180]   the longest an event is followed
   STORM_NODES STORM_BROKERS STORM_LB_PROCS STORM_GEN_PROCS   [from the
@@ -143,7 +145,7 @@ def run_event(ev, topo, gen, cfg, devices):
         where = topo.balancer.placement()
         before = snap()
         t0 = time.time()
-        info["detail"] = "broker down %.2f s" % (topo.restart_brokers() - t0)
+        info["detail"] = "broker down %.2f s" % (topo.restart_brokers(cfg["broker_down"]) - t0)
     elif ev == "node":
         where = topo.balancer.placement()
         before = snap()
@@ -255,7 +257,8 @@ def config():
         "backoff_cap": env_float("STORM_BACKOFF_CAP", 120),
         "attempt_timeout": env_float("STORM_ATTEMPT_TIMEOUT", 10),
         "keepalive": env_int("STORM_KEEPALIVE", 60),
-        "node_down": env_float("STORM_NODE_DOWN", 5), "settle": env_float("STORM_SETTLE", 3),
+        "node_down": env_float("STORM_NODE_DOWN", 5),
+        "broker_down": env_float("STORM_BROKER_DOWN", 0), "settle": env_float("STORM_SETTLE", 3),
         "event_timeout": env_float("STORM_EVENT_TIMEOUT", 180),
         "nodes": env_int("STORM_NODES", size[0]),
         "brokers": env_int("STORM_BROKERS", size[1]),

@@ -288,11 +288,12 @@ class Topology:
         for b in self.brokers:
             b.stop()
 
-    def restart_brokers(self):
-        """Stop every broker, then start each again on its port; the
-        moment they were all back."""
+    def restart_brokers(self, down=0.0):
+        """Stop every broker, keep them down ${down} s more, then start
+        each again on its port; the moment they were all back."""
         for b in self.brokers:
             b.stop()
+        time.sleep(down)
         for b in self.brokers:
             b.start()
         return time.time()

@@ -238,7 +238,7 @@ def _():
 
     def conf(max_conn=777, metrics_port=mport, broken=False):
         text = make_conf([listener_conf("mqtt", port, backend.port, max_connections=max_conn),
-                          listener_conf("dead", dead, dead_backend)],
+                          listener_conf("dead", dead, dead_backend, connect_retry=False)],
                          tickets=tickets, extra='metrics = "127.0.0.1:%d";' % metrics_port)
         return text.replace("workers = 2;", "workers = ;") if broken else text
 

@@ -537,6 +537,155 @@ def _():
           "no error for full_handshake_priority:\n%s" % err)
 
 
+# ---------------------------------------------------------------- backend retry
+
+
+class NoBackend:
+    """A port where nothing listens (yet): a broker that is down."""
+
+    def __init__(self):
+        self.port = free_port()
+
+
+def client_port(c):
+    return c.sock.getsockname()[1]
+
+
+def retry_lines(d, mark, cport):
+    """The log lines since ${mark} about the client on port ${cport}."""
+    return [l for l in d.log_since(mark).splitlines() if "127.0.0.1:%d:" % cport in l]
+
+
+@case("connect_retry (the default): the backend refuses, then comes up within "
+      "connect_timeout; each client's first bytes reach it and its answer comes back; "
+      "the retries are counted, and no failure")
+def _():
+    down = NoBackend()
+    d, port, _ = paced_proxy(backend=down, metrics=True, connect_timeout="10s")
+    mark = d.mark()
+    clients = []
+    for i, version in enumerate((TLS12, TLS13, TLS13)):
+        c = TLSClient(port, version)
+        c.send(b"sent while the broker is down %d" % i)
+        clients.append(c)
+    time.sleep(1.2)
+    backend = EchoBackend(port=down.port)
+    for i, c in enumerate(clients):
+        c.sock.settimeout(10)
+        want = b"sent while the broker is down %d" % i
+        check_eq(c.recv_exactly(len(want)), want, "client %d: the echo" % i)
+        c.roundtrip(b"and after")
+    check_eq(backend.count(), 3, "backend connections")
+    counts, _ = d.counters()
+    check_eq(counts["backend_failed"], 0, "backend_failed")
+    check(counts["backend_retried"] >= 3, "backend_retried %d, want at least one per client"
+          % counts["backend_retried"])
+    check_eq(metric(d, "tlsproxy_backend_connect_retries_total"), counts["backend_retried"],
+             "retries on /metrics")
+    check(not re.search(r"warning|Connection refused", d.log_since(mark)),
+          "a client that got through was logged as failing:\n" + d.log_since(mark))
+    for c in clients:
+        c.close_notify()
+        c.recv_all()
+
+
+@case("connect_retry: a backend that stays down closes the client cleanly once "
+      "connect_timeout has passed since the first attempt, with one log line, and one failure")
+def _():
+    down = NoBackend()
+    d, port, _ = paced_proxy(backend=down, connect_timeout="2s")
+    base = d.fds()
+    mark = d.mark()
+    c = TLSClient(port, TLS13)
+    cport = client_port(c)
+    started = time.monotonic()
+    c.sock.settimeout(15)
+    try:
+        check_eq(c.recv_all(), b"", "data")
+    except ConnectionResetError:
+        raise tplib.Failure("RST instead of a clean close")
+    waited = time.monotonic() - started
+    tplib.diag("closed after %.2f s" % waited)
+    check(waited >= 1.0, "closed after %.2f s: the retries did not last" % waited)
+    check(c.got_close_notify, "no close_notify")
+    d.wait_log(r"tried for", 5, since=mark)
+    lines = retry_lines(d, mark, cport)
+    tplib.diag("\n".join(lines))
+    ends = [l for l in lines if "refused" in l]
+    check_eq(len(ends), 1, "lines about the refusal")
+    check(re.search(r"backend 127\.0\.0\.1:%d: Connection refused; tried for [12]\.\d s "
+                    r"\(connect_timeout 2s\), closed" % down.port, ends[0]),
+          "the line says what happened: " + ends[0])
+    counts, _ = d.counters()
+    check_eq(counts["backend_failed"], 1, "backend_failed")
+    check(counts["backend_retried"] >= 3, "backend_retried %d" % counts["backend_retried"])
+    d.wait_fds(base)
+
+
+@case("connect_retry = false: the first refusal closes the client, as before")
+def _():
+    down = NoBackend()
+    d, port, _ = paced_proxy(backend=down, connect_timeout="20s", connect_retry=False)
+    mark = d.mark()
+    c = TLSClient(port, TLS12)
+    cport = client_port(c)
+    started = time.monotonic()
+    c.sock.settimeout(25)
+    check_eq(c.recv_all(), b"", "data")
+    waited = time.monotonic() - started
+    check(waited < 10, "closed after %.1f s: it waited for connect_timeout" % waited)
+    d.wait_log(r"efused", 5, since=mark)
+    lines = retry_lines(d, mark, cport)
+    check_eq(len([l for l in lines if "refused" in l]), 1, "lines about the refusal")
+    check(not any("tried for" in l for l in lines), "a retry was logged: %s" % lines)
+    counts, _ = d.counters()
+    check_eq((counts["backend_failed"], counts["backend_retried"]), (1, 0),
+             "backend_failed, backend_retried")
+
+
+@case("connect_retry: a client that leaves while its backend connect waits is closed "
+      "and counted dropped; the backend, once up, never sees it")
+def _():
+    down = NoBackend()
+    d, port, _ = paced_proxy(backend=down, connect_timeout="10s")
+    base = d.fds()
+    mark = d.mark()
+    c = TLSClient(port, TLS13)
+    cport = client_port(c)
+    time.sleep(0.3)
+    c.close_notify()
+    c.close()
+    d.wait_log(r"127\.0\.0\.1:%d: closed by the client while waiting for its backend "
+               r"connect" % cport, 8, since=mark)
+    backend = EchoBackend(port=down.port)
+    d.wait_fds(base)
+    time.sleep(1.5)
+    check_eq(backend.count(), 0, "backend connections")
+    counts, _ = d.counters()
+    check_eq((counts["backend_dropped"], counts["backend_failed"]), (1, 0),
+             "backend_dropped, backend_failed")
+
+
+@case("connect_retry with backend_max_connecting = 1: each retry takes a new turn, so "
+      "clients held while the backend is down all get through once it is up")
+def _():
+    down = NoBackend()
+    d, port, _ = paced_proxy(backend=down, connect_timeout="10s", backend_max_connecting=1)
+    clients = [TLSClient(port, TLS13) for _ in range(4)]
+    time.sleep(1.0)
+    backend = EchoBackend(port=down.port)
+    for i, c in enumerate(clients):
+        c.sock.settimeout(10)
+        c.roundtrip(b"client %d" % i)
+    check_eq(backend.count(), 4, "backend connections")
+    counts, waiting = counters(d)
+    check_eq((counts["backend_failed"], waiting[LISTENER][1]), (0, 0),
+             "backend_failed, still waiting")
+    for c in clients:
+        c.close_notify()
+        c.recv_all()
+
+
 @case("-t: full_handshake_burst without full_handshake_rate, and rates out of range, are "
       "errors at their line")
 def _():

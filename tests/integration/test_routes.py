@@ -223,8 +223,10 @@ def _():
     stuck = "127.0.0.1:%d" % lsock.getsockname()[1]
     default = backend("default")
     mport = free_port()
+    # Without connect_retry: a failed connect ends its client, and the next
+    # in the queue begins.
     d = node(default, [route(stuck, alpn="mqtt", backend_max_connecting=1)],
-             metrics=mport, connect_timeout="20s")
+             metrics=mport, connect_timeout="20s", connect_retry=False)
     ctx = client_context()
     ctx.set_alpn_protocols(["mqtt"])
     held = [TLSClient(d.port, ctx=ctx) for _ in range(2)]
@@ -265,7 +267,7 @@ def _():
 
     def text(n):
         return conf(port, default, [route(stuck, alpn="mqtt", backend_max_connecting=n)],
-                    connect_timeout="20s")
+                    connect_timeout="20s", connect_retry=False)
     d = Daemon(text(1)).start()
     ctx = client_context()
     ctx.set_alpn_protocols(["mqtt"])

@@ -107,6 +107,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(l->verify_client, VERIFY_CLIENT_NONE);
 	ck_assert_int_eq(l->handshake_timeout, 10);
 	ck_assert_int_eq(l->connect_timeout, 5);
+	ck_assert_int_eq(l->connect_retry, 1);
 	ck_assert_int_eq(l->idle_timeout, 0);
 	ck_assert_int_eq(l->max_connections, 100000);
 	ck_assert_int_eq(l->full_handshake_rate, 0);
@@ -150,7 +151,7 @@ START_TEST(test_every_setting)
 	    "    ciphersuites = \"TLS_AES_128_GCM_SHA256\";\n"
 	    "    verify_client = \"require\"; crl = \"@DIR@/ca.pem\"; crl_check = \"chain\";\n" /* L25 */
 	    "    handshake_timeout = \"1h\";\n"
-	    "    connect_timeout = 1;\n"
+	    "    connect_timeout = 1; connect_retry = false;\n"
 	    "    idle_timeout = \"30d\";\n"
 	    "    max_connections = 10000000; full_handshake_rate = 1000000;"
 	    " full_handshake_burst = 5; backend_connect_rate = 7;"
@@ -201,6 +202,7 @@ START_TEST(test_every_setting)
 	ck_assert_int_eq(l->crl_check, CRL_CHECK_CHAIN);
 	ck_assert_int_eq(l->handshake_timeout, 3600);
 	ck_assert_int_eq(l->connect_timeout, 1);
+	ck_assert_int_eq(l->connect_retry, 0);
 	ck_assert_int_eq(l->idle_timeout, 30 * 86400);
 	ck_assert_int_eq(l->max_connections, 10000000);
 	ck_assert_int_eq(l->full_handshake_rate, 1000000);
@@ -696,6 +698,7 @@ START_TEST(test_unknown_settings)
 	    "listeners[1].timeout: unknown setting (allowed: name, listen, "
 	    "backend, cert, key, certificates, sni_strict, client_ca, protocols, ciphers, "
 	    "ciphersuites, verify_client, crl, crl_check, handshake_timeout, connect_timeout, "
+	    "connect_retry, "
 	    "idle_timeout, max_connections, full_handshake_rate, full_handshake_burst, "
 	    "backend_connect_rate, backend_max_connecting, proxy_protocol, "
 	    "proxy_protocol_client_cert, alpn, alpn_required, routes)");
@@ -1387,6 +1390,8 @@ START_TEST(test_certificates_errors)
 	    "names = [ 7 ]; } );"), 4, "names[0]: expected a non-empty string, got an integer");
 	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\"; sni_strict = 1;"), 3,
 	    "listeners[0].sni_strict: expected true or false");
+	load_expect(TLS_LISTENER("cert = \"@DIR@/cert.pem\"; connect_retry = \"yes\";"), 3,
+	    "listeners[0].connect_retry: expected true or false");
 }
 END_TEST
 
