@@ -468,8 +468,9 @@ retry_random(void)
 	static _Thread_local uint32_t state;
 	uint32_t x = state;
 
+	/* Workers that start retrying in the same microsecond differ by address. */
 	if (x == 0)
-		x = (uint32_t)now_usec() | 1;
+		x = ((uint32_t)now_usec() ^ (uint32_t)(uintptr_t)&state) | 1;
 	x ^= x << 13;
 	x ^= x >> 17;
 	x ^= x << 5;
@@ -522,7 +523,15 @@ backend_retry_due(const struct conn *c)
 static void
 backend_retry_now(struct conn *c)
 {
-	if (client_gone(c)) {
+	struct pollfd pfd = { .fd = c->sock.fd, .events = POLLRDHUP };
+
+	/*
+	 * A client that closed or reset while held has given up: its request,
+	 * relayed now, would reach a broker that it no longer waits for, and
+	 * an MQTT CONNECT would take the session over from the client's newer
+	 * connection.  A FIN ends it here, unlike a half-close while relaying.
+	 */
+	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
 		log_info("%s %s: closed by the client while waiting for its backend connect",
 		    c->service->settings.name, c->peer);
 		conn_count_backend(c, STAT_BACKEND_DROPPED);
@@ -665,22 +674,46 @@ handshake_done(struct conn *c)
 	backend_turn(c);
 }
 
+/*
+ * Seconds of connect_timeout left to ${c}: all of it before the first
+ * attempt, what the retries have left after it, rounded up, at least 1.
+ */
+static int64_t
+connect_time_left(const struct conn *c)
+{
+	int64_t timeout = c->service->settings.connect_timeout, elapsed;
+
+	if (c->connect_started == 0)
+		return timeout;
+	elapsed = (int64_t)((now_usec() - c->connect_started) / 1000000);
+	return elapsed < timeout ? timeout - elapsed : 1;
+}
+
 /* Connect to ${c}'s backend, after a turn in its pacing queue if it has one. */
 static void
 backend_turn(struct conn *c)
 {
 	struct pacer *p = conn_backend_pacer(c);
+	char backend[ADDR_TEXT_MAX + ADDR_HOST_MAX];
+	int64_t left = connect_time_left(c);
 
 	if (pacer_limited(p)) {
 		/* The timer first: once queued, the turn may come at any time. */
-		conn_set_timer(c, c->service->settings.connect_timeout);
-		switch (conn_enter(c, p, c->service->settings.connect_timeout)) {
+		conn_set_timer(c, left);
+		switch (conn_enter(c, p, left)) {
 		case PACER_WAIT:
 			conn_count_backend(c, STAT_BACKEND_DEFERRED);
 			if (sockbio_flush(&c->sock) == 0)
 				conn_watch(c, RELAY_WANT_CLIENT_WRITE);
 			return;
 		case PACER_FULL:
+			/* Held clients retrying fill the queue while the broker is
+			 * down: one of them waits another pause rather than closing. */
+			snprintf(backend, sizeof(backend), "%s:%u", conn_route(c)->backend.host,
+			    conn_route(c)->backend.port);
+			if (c->connect_started != 0 &&
+			    backend_retry_later(c, backend, "its backend queue is full"))
+				return;
 			log_queue_full(c, 0);
 			SSL_shutdown(c->ssl);
 			conn_free(c);
@@ -696,15 +729,12 @@ backend_turn(struct conn *c)
 static void
 backend_connect(struct conn *c)
 {
-	int64_t timeout = c->service->settings.connect_timeout;
-	uint64_t now = now_usec(), elapsed;
 	int backend_fd;
 
-	/* A retry has what is left of connect_timeout, rounded up to a second. */
+	/* A retry has what is left of connect_timeout. */
+	conn_set_timer(c, connect_time_left(c));
 	if (c->connect_started == 0)
-		c->connect_started = now;
-	elapsed = (now - c->connect_started) / 1000000;
-	conn_set_timer(c, (int64_t)elapsed < timeout ? timeout - (int64_t)elapsed : 1);
+		c->connect_started = now_usec();
 	c->connecting = backend_connect_start(c->env->base, c->env->dns,
 	    &conn_route(c)->backend, on_backend_connected, c, &backend_fd);
 	if (backend_fd >= 0) {

@@ -643,26 +643,32 @@ def _():
              "backend_failed, backend_retried")
 
 
-@case("connect_retry: a client that leaves while its backend connect waits is closed "
-      "and counted dropped; the backend, once up, never sees it")
+@case("connect_retry: clients that leave while their backend connect waits, one with a "
+      "reset, one with its request, close_notify and a FIN, are closed and counted dropped; "
+      "the backend, once up, never sees them")
 def _():
     down = NoBackend()
     d, port, _ = paced_proxy(backend=down, connect_timeout="10s")
     base = d.fds()
     mark = d.mark()
-    c = TLSClient(port, TLS13)
-    cport = client_port(c)
+    reset = TLSClient(port, TLS13)
+    fin = TLSClient(port, TLS13)
+    ports = (client_port(reset), client_port(fin))
     time.sleep(0.3)
-    c.close_notify()
-    c.close()
-    d.wait_log(r"127\.0\.0\.1:%d: closed by the client while waiting for its backend "
-               r"connect" % cport, 8, since=mark)
+    reset.rst()
+    fin.send(b"a request the client no longer waits for")
+    fin.close_notify()
+    fin.shutdown_wr()
+    for cport in ports:
+        d.wait_log(r"127\.0\.0\.1:%d: closed by the client while waiting for its backend "
+                   r"connect" % cport, 8, since=mark)
     backend = EchoBackend(port=down.port)
+    fin.close()
     d.wait_fds(base)
     time.sleep(1.5)
     check_eq(backend.count(), 0, "backend connections")
     counts, _ = d.counters()
-    check_eq((counts["backend_dropped"], counts["backend_failed"]), (1, 0),
+    check_eq((counts["backend_dropped"], counts["backend_failed"]), (2, 0),
              "backend_dropped, backend_failed")
 
 
