@@ -52,6 +52,9 @@ static const struct config_get_choice verify_modes[] = {
 	{ "none", VERIFY_CLIENT_NONE }, { "optional", VERIFY_CLIENT_OPTIONAL },
 	{ "require", VERIFY_CLIENT_REQUIRE }, { NULL, 0 },
 };
+static const struct config_get_choice tls13_renews[] = {
+	{ "always", TLS13_RENEW_ALWAYS }, { "rotation", TLS13_RENEW_ROTATION }, { NULL, 0 },
+};
 static const struct config_get_choice crl_checks[] = {
 	{ "leaf", CRL_CHECK_LEAF }, { "chain", CRL_CHECK_CHAIN }, { NULL, 0 },
 };
@@ -354,7 +357,7 @@ load_tickets(struct settings *s, struct config_get_group *root)
 {
 	struct ticket_settings *t = &s->tickets;
 	struct config_get_group g;
-	int grc, mode, moderc, seedrc, rrc, drc, lrc;
+	int grc, mode, moderc, seedrc, rrc, drc, lrc, renew;
 
 	grc = config_get_open(&g, root, "tickets");
 	t->where = config_get_where(&g, NULL);
@@ -380,6 +383,8 @@ load_tickets(struct settings *s, struct config_get_group *root)
 	    &t->session_lifetime);
 	check_tickets(&g, s, moderc, rrc, drc, lrc);
 	config_get_int(&g, "tls13_tickets", 0, 16, 1, &t->tls13_tickets);
+	config_get_choice(&g, "tls13_renew", tls13_renews, TLS13_RENEW_ALWAYS, &renew);
+	t->tls13_renew = (enum tls13_renew)renew;
 	config_get_duration(&g, "max_session_age", 1, 366 * DAY, 7 * DAY,
 	    &t->max_session_age);
 	config_get_close(&g);

@@ -144,6 +144,12 @@ struct listener_settings {
 	struct config_where ciphers_where, ciphersuites_where;
 };
 
+/* When a TLS 1.3 resumption is followed by a new ticket. */
+enum tls13_renew {
+	TLS13_RENEW_ALWAYS,		/* every time: for clients that use each ticket once */
+	TLS13_RENEW_ROTATION,		/* when the ticket's key is no longer the current one */
+};
+
 struct ticket_settings {
 	enum tickets_mode mode;
 	/* The seeds' bytes (file content without one trailing newline, or the
@@ -158,6 +164,7 @@ struct ticket_settings {
 	int64_t decrypt_grace;		/* seconds */
 	int64_t session_lifetime;	/* seconds */
 	int64_t tls13_tickets;		/* tickets after each full TLS 1.3 handshake */
+	enum tls13_renew tls13_renew;	/* when a TLS 1.3 resumption gets a new ticket */
 	int64_t max_session_age;	/* seconds since the full handshake a session may resume */
 	struct config_where where;
 };

@@ -39,6 +39,7 @@ struct ticket_keys {
 	int has_previous;
 	uint64_t period;
 	uint64_t grace;
+	int renew_tls13;		/* a new ticket after every TLS 1.3 resumption */
 	char fingerprint[TICKET_FINGERPRINT_LEN + 1];
 	char previous_fingerprint[TICKET_FINGERPRINT_LEN + 1];
 	EVP_CIPHER *cipher;		/* fetched once, not per ticket */
@@ -198,6 +199,7 @@ ticket_keys_new(const struct ticket_settings *ts)
 	tk->generation = atomic_fetch_add(&next_generation, 1);
 	tk->period = (uint64_t)ts->rotation_interval;
 	tk->grace = (uint64_t)ts->decrypt_grace;
+	tk->renew_tls13 = ts->tls13_renew == TLS13_RENEW_ALWAYS;
 	if (ticket_prk(ts->seed, ts->seed_len, tk->prk) != 0)
 		goto fail;
 	ticket_fingerprint(tk->prk, tk->fingerprint);
@@ -391,9 +393,10 @@ set_mac_key(EVP_MAC_CTX *hctx, const struct ticket_key *k)
 /*
  * OpenSSL's ticket key callback.  Encrypt: 1 with the current key.
  * Decrypt: 0 (full handshake) for an unknown or expired name; 2 (accept and
- * send a ticket under the current key) for any other key, and always in
- * TLS 1.3, where OpenSSL 3.0 sends no new ticket after a resumption on 1
- * and clients use each ticket once; 1 otherwise.
+ * send a ticket under the current key) for any other key, and in TLS 1.3
+ * unless tls13_renew = "rotation": OpenSSL 3 sends no new ticket after a
+ * resumption on 1, and a client that uses each ticket once (rustls,
+ * BoringSSL) would then have none left; 1 otherwise.
  */
 static int
 ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
@@ -424,7 +427,8 @@ ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CT
 	if (EVP_DecryptInit_ex2(cctx, tk->cipher, k->aes_key, iv, NULL) != 1 ||
 	    set_mac_key(hctx, k) != 0)
 		return -1;
-	if (SSL_version(ssl) == TLS1_3_VERSION || k != ticket_keyring_current(ring))
+	if ((SSL_version(ssl) == TLS1_3_VERSION && tk->renew_tls13) ||
+	    k != ticket_keyring_current(ring))
 		return 2;
 	return 1;
 }

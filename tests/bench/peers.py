@@ -319,12 +319,14 @@ class TlsProxy(Proxy):
 
     cluster_note = "one tickets.seed_file on every node"
 
-    def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=1, **kw):
+    def __init__(self, *a, path, workers=1, label="tlsproxy", tls13_tickets=1, tls13_renew=None,
+                 **kw):
         self.path = path
         self.workers = workers
         self.binary = path
         self.name = label
         self.tls13_tickets = tls13_tickets
+        self.tls13_renew = tls13_renew      # None: the default
         self.extra_listener = ""    # more settings for the listener
         super().__init__(*a, **kw)
         self.notes.append("workers = %d; tickets stateless with a seed, tls13_tickets %d; "
@@ -344,7 +346,7 @@ class TlsProxy(Proxy):
 log_level = "warning";
 session_cache = { size = 20480; timeout = %d; };
 tickets = { mode = "stateless"; %s;
-	tls13_tickets = %d; };
+	tls13_tickets = %d;%s };
 %s
 listeners = ( {
 	name = "bench";
@@ -358,7 +360,9 @@ listeners = ( {
 """ % (self.workers, self.session_timeout,
                 'seed_file = "%s/tlsproxy.seed"' % self.cluster if self.cluster else
                 'seed = "tlsproxy-benchmark-seed-0123456789"',
-                self.tls13_tickets, self.extra_global, self.port, self.backend_port,
+                self.tls13_tickets,
+                ' tls13_renew = "%s";' % self.tls13_renew if self.tls13_renew else "",
+                self.extra_global, self.port, self.backend_port,
                 self.certs["cert"], self.certs["key"], self.extra_listener))
 
     def argv(self):

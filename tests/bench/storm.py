@@ -40,6 +40,7 @@ Settings from the environment (defaults in brackets):
                               to 8,500 devices; 7, 4, 6 and 4 for 50,000]
   STORM_PIN [1]               nodes on CPU 1; generator, balancer, broker on CPU 0
   STORM_TLSPROXY_EXTRA        more listener settings for the tlsproxy nodes
+  STORM_RENEW_ROTATION [0]    1: also tlsproxy with tls13_renew = "rotation"
   STORM_BROKER_RATE [1000]    also tlsproxy with backend_connect_rate set so
                               that the nodes together stay under this many
                               broker connects per second (0: no such column)
@@ -258,7 +259,8 @@ def config():
         "attempt_timeout": env_float("STORM_ATTEMPT_TIMEOUT", 10),
         "keepalive": env_int("STORM_KEEPALIVE", 60),
         "node_down": env_float("STORM_NODE_DOWN", 5),
-        "broker_down": env_float("STORM_BROKER_DOWN", 0), "settle": env_float("STORM_SETTLE", 3),
+        "broker_down": env_float("STORM_BROKER_DOWN", 0),
+        "renew_rotation": env_int("STORM_RENEW_ROTATION", 0), "settle": env_float("STORM_SETTLE", 3),
         "event_timeout": env_float("STORM_EVENT_TIMEOUT", 180),
         "nodes": env_int("STORM_NODES", size[0]),
         "brokers": env_int("STORM_BROKERS", size[1]),
@@ -324,15 +326,19 @@ def main():
     wanted_columns = [(p, p) for p in wanted]
     if "tlsproxy" in wanted and cfg["broker_rate"] > 0:
         wanted_columns.append(("tlsproxy, backend_connect_rate", "tlsproxy"))
+    if "tlsproxy" in wanted and cfg["renew_rotation"]:
+        wanted_columns.append(("tlsproxy, tls13_renew rotation", "tlsproxy"))
     for label, name in wanted_columns:
         cls = PROXY_CLASSES[name]
         kw = {"path": args.tlsproxy} if name == "tlsproxy" else {}
+        if label.endswith("tls13_renew rotation"):
+            kw["tls13_renew"] = "rotation"
         probe = cls(tmp, certs, 0, None, instance="probe", **kw)
         if not probe.available():
             why_not[label] = "skipped: not installed"
             continue
         more = extra
-        if label != name:
+        if label.endswith("backend_connect_rate"):
             per_node = max(1, cfg["broker_rate"] // cfg["nodes"])
             more += " backend_connect_rate = %d;" % per_node
         print("%-9s %s (libssl %s); cluster: %s%s" % (

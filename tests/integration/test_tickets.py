@@ -799,6 +799,26 @@ def nodejs_scenario(d, stateful, tag):
     check_eq(delta, want, "counters")
 
 
+@case("tls13_renew: \"always\" (the default) follows each TLS 1.3 resumption with a new "
+      "ticket; \"rotation\" does not while the key is current, and the client resumes again "
+      "with the ticket it has (Python)")
+def _():
+    backend = EchoBackend()
+    ctx = py_ctx(TLS13)
+    for renew in ("always", "rotation"):
+        d = node(tk(seed=new_seed("renew-" + renew).decode(), tls13_renew=renew), backend,
+                 "renew_" + renew)
+        reused, first = py(d.port, ctx)
+        check(not reused, "%s: the first connection resumed" % renew)
+        for i in range(3):
+            reused, now = py(d.port, ctx, session=first)
+            check(reused, "%s: resumption %d with the first ticket" % (renew, i + 1))
+            check_eq(now.id != first.id, renew == "always",
+                     "%s: resumption %d brought a new ticket" % (renew, i + 1))
+        check_eq(stats(d)["resumed_tls13_ticket_current"], 3, "%s: resumptions" % renew)
+        d.stop()
+
+
 @case("Node.js issue #60847 scenario with tickets (stateless): 1 new + 5 resumed for TLS 1.2 "
       "and TLS 1.3 (Python and s_client)")
 def _():

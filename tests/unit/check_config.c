@@ -95,6 +95,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(s->tickets.decrypt_grace, 12 * 3600);
 	ck_assert_int_eq(s->tickets.session_lifetime, 12 * 3600);
 	ck_assert_int_eq(s->tickets.tls13_tickets, 1);
+	ck_assert_int_eq(s->tickets.tls13_renew, TLS13_RENEW_ALWAYS);
 	ck_assert_int_eq(s->tickets.max_session_age, 7 * 86400);
 
 	/* The key defaults to the cert: a combined PEM. */
@@ -136,7 +137,7 @@ START_TEST(test_every_setting)
 	    "  rotation_interval = \"45m\";\n"
 	    "  decrypt_grace = \"30d\";\n"			/* L10 */
 	    "  session_lifetime = \"7d\";\n"
-	    "  tls13_tickets = 0; max_session_age = \"36h\";\n"
+	    "  tls13_tickets = 0; max_session_age = \"36h\"; tls13_renew = \"rotation\";\n"
 	    "};\n"
 	    "listeners = (\n"
 	    "  {\n"						/* L15 */
@@ -181,6 +182,7 @@ START_TEST(test_every_setting)
 	ck_assert_int_eq(s->tickets.decrypt_grace, 30 * 86400);
 	ck_assert_int_eq(s->tickets.session_lifetime, 7 * 86400);
 	ck_assert_int_eq(s->tickets.tls13_tickets, 0);
+	ck_assert_int_eq(s->tickets.tls13_renew, TLS13_RENEW_ROTATION);
 	ck_assert_int_eq(s->tickets.max_session_age, 36 * 3600);
 	ck_assert_int_eq(s->tickets.where.line, 5);
 
@@ -610,6 +612,9 @@ START_TEST(test_out_of_range)
 	    "tls13_tickets = 17; };\n" LISTENERS, 1, "tickets.tls13_tickets: 17 "
 	    "is out of range (an integer from 0 to 16)");
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\"; "
+	    "tls13_renew = \"never\"; };\n" LISTENERS, 1, "tickets.tls13_renew: \"never\" "
+	    "is not allowed (one of \"always\", \"rotation\")");
+	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\"; "
 	    "max_session_age = \"367d\"; };\n" LISTENERS, 1,
 	    "tickets.max_session_age: \"367d\" is out of range (a duration from 1s to 366d");
 	load_expect("tickets = { seed_file = \"@DIR@/ticket.seed\"; "
@@ -691,7 +696,7 @@ START_TEST(test_unknown_settings)
 	    "  lifetime = 5; };\n" LISTENERS, 2, "tickets.lifetime: unknown "
 	    "setting (allowed: mode, seed, seed_file, previous_seed, "
 	    "previous_seed_file, rotation_interval, decrypt_grace, "
-	    "session_lifetime, tls13_tickets, max_session_age)");
+	    "session_lifetime, tls13_tickets, tls13_renew, max_session_age)");
 	load_expect(TICKETS "listeners = ( " LISTENER("a", "127.0.0.1:1") ",\n"
 	    "{ name = \"b\"; listen = \"127.0.0.1:2\"; backend = \"x:1\";\n"
 	    "  cert = \"@DIR@/cert.pem\"; timeout = 5; } );\n", 4,

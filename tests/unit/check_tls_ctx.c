@@ -559,6 +559,56 @@ START_TEST(test_tls13_tickets_count)
 }
 END_TEST
 
+/*
+ * tls13_renew: "always" follows every TLS 1.3 resumption with a ticket;
+ * "rotation" only one whose ticket was under a key other than the current
+ * one (here: the previous seed), and the client resumes again with the
+ * ticket it already has.
+ */
+START_TEST(test_tls13_renew)
+{
+	static const char other_seed[] = "fedcba9876543210fedcba9876543210";
+	enum tls13_renew renew = _i == 0 ? TLS13_RENEW_ALWAYS : TLS13_RENEW_ROTATION;
+	struct config_errors errs = { 0 };
+	struct world w;
+	struct result r, r2, r3;
+	struct ticket_keys *tk2;
+	SSL_CTX *ctx2;
+
+	world_start(&w, TICKETS_STATELESS, TLS1_3_VERSION);
+	w.s.tickets.tls13_renew = renew;
+	world_build(&w);
+	connect_ok(w.cctx, w.sctx, NULL, &r, "full handshake");
+	ck_assert_int_eq(r.new_sessions, 1);
+	connect_ok(w.cctx, w.sctx, r.session, &r2, "resumption");
+	ck_assert(r2.server_reused);
+	ck_assert_int_eq(r2.match, TICKET_MATCH_CURRENT);
+	ck_assert_int_eq(r2.new_sessions, renew == TLS13_RENEW_ALWAYS ? 1 : 0);
+	result_free(&r2);
+	connect_ok(w.cctx, w.sctx, r.session, &r2, "the same ticket again");
+	ck_assert(r2.server_reused);
+	result_free(&r2);
+
+	/* A new seed, the old one previous: the old ticket resumes, renewed. */
+	w.s.tickets.previous_seed = w.s.tickets.seed;
+	w.s.tickets.previous_seed_len = w.s.tickets.seed_len;
+	w.s.tickets.seed = (unsigned char *)other_seed;
+	w.s.tickets.seed_len = sizeof(other_seed) - 1;
+	ck_assert_ptr_nonnull(tk2 = ticket_keys_new(&w.s.tickets));
+	ck_assert_ptr_nonnull(ctx2 = tls_ctx_new(&w.s, &w.ls, tk2, &errs));
+	connect_ok(w.cctx, ctx2, r.session, &r3, "under the previous seed");
+	ck_assert(r3.server_reused);
+	ck_assert_int_eq(r3.match, TICKET_MATCH_PREVIOUS_SEED);
+	ck_assert_int_eq(r3.new_sessions, 1);
+	result_free(&r3);
+	w.s.tickets.previous_seed = NULL;
+	w.s.tickets.previous_seed_len = 0;
+	tl_server_ctx_free(ctx2, tk2);
+	result_free(&r);
+	world_end(&w);
+}
+END_TEST
+
 START_TEST(test_session_cache_off)
 {
 	struct world w;
@@ -818,6 +868,7 @@ tls_ctx_suite(void)
 	tcase_add_loop_test(tc, test_tickets_stateless, 0, 2);
 	tcase_add_loop_test(tc, test_tickets_stateful, 0, 2);
 	tcase_add_loop_test(tc, test_tls13_tickets_count, 0, NTICKET_COUNTS);
+	tcase_add_loop_test(tc, test_tls13_renew, 0, 2);
 	tcase_add_test(tc, test_session_cache_off);
 	tcase_add_test(tc, test_expire_sessions);
 	tcase_add_loop_test(tc, test_sessions_stay_in_their_listener, 0, 2);
