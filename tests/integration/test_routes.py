@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import sys
+import time
 import urllib.request
 
 sys.dont_write_bytecode = True
@@ -109,7 +110,10 @@ def route_counts(d):
     """{index: {counter: n}} from the routes' SIGUSR1 lines."""
     mark = d.mark()
     d.signal(signal.SIGUSR1)
-    d.wait_log(r"stats: [^\n]*\n", 5, since=mark)
+    # The routes' lines come after the stats line: wait for the first whole
+    # one, then give any others a moment to follow.
+    d.wait_log(r"listener edge: routes\[0\] [^\n]*waiting=\d+\n", 5, since=mark)
+    time.sleep(0.1)
     out = {}
     for m in re.finditer(r"listener edge: routes\[(\d+)\] \S+: ([^\n]*)\n", d.log_since(mark)):
         out[int(m.group(1))] = dict((k, int(v)) for k, v in
