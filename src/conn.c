@@ -77,7 +77,8 @@ struct conn {
 	struct listener *listener;
 	struct service *service;
 	enum conn_state state;
-	short client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
+	unsigned char client_events, backend_events;	/* EV_READ|EV_WRITE armed now */
+	unsigned char retry_wait;	/* connect_retry: the timer ends a pause, not a timeout */
 	unsigned char admitted;		/* the full handshake may go on */
 	unsigned char hello_peeked;	/* hello_waits() has looked at the ClientHello */
 	unsigned char hello_lowat;	/* SO_RCVLOWAT raised until the ClientHello is in */
@@ -234,7 +235,7 @@ now_usec(void)
 
 /* Arm ${ev} on ${fd} for exactly ${want} (EV_READ|EV_WRITE, or nothing). */
 static void
-watch_fd(struct conn *c, struct event *ev, int fd, short want, short *armed,
+watch_fd(struct conn *c, struct event *ev, int fd, unsigned char want, unsigned char *armed,
     event_callback_fn cb)
 {
 	if (want == *armed)
@@ -254,9 +255,9 @@ watch_fd(struct conn *c, struct event *ev, int fd, short want, short *armed,
 static void
 conn_watch(struct conn *c, unsigned wants)
 {
-	short client = (short)(((wants & RELAY_WANT_CLIENT_READ) ? EV_READ : 0) |
+	unsigned char client = (unsigned char)(((wants & RELAY_WANT_CLIENT_READ) ? EV_READ : 0) |
 	    ((wants & RELAY_WANT_CLIENT_WRITE) ? EV_WRITE : 0));
-	short backend = (short)(((wants & RELAY_WANT_BACKEND_READ) ? EV_READ : 0) |
+	unsigned char backend = (unsigned char)(((wants & RELAY_WANT_BACKEND_READ) ? EV_READ : 0) |
 	    ((wants & RELAY_WANT_BACKEND_WRITE) ? EV_WRITE : 0));
 
 	watch_fd(c, &c->client_ev, c->sock.fd, client, &c->client_events, on_client);
@@ -349,10 +350,10 @@ log_queue_full(struct conn *c, int handshake)
  * A client that reset, or closed, while it waited: its turn is of no use
  * to it.  POLLRDHUP sees a FIN behind a ClientHello not read yet; after
  * the handshake a FIN is a half-close, and the client is gone only if it
- * left nothing to relay.
+ * left nothing to relay, unless ${fin_ends} (see backend_retry_now()).
  */
 static int
-client_gone(const struct conn *c)
+client_gone(const struct conn *c, int fin_ends)
 {
 	struct pollfd pfd = { .fd = c->sock.fd, .events = POLLIN | POLLRDHUP };
 	int queued = 0;
@@ -363,7 +364,7 @@ client_gone(const struct conn *c)
 		return 1;
 	if (!(pfd.revents & POLLRDHUP))
 		return 0;
-	if (c->state == CONN_HANDSHAKE)
+	if (c->state == CONN_HANDSHAKE || fin_ends)
 		return 1;
 	return !SSL_has_pending(c->ssl) && ioctl(c->sock.fd, FIONREAD, &queued) == 0 &&
 	    queued == 0;
@@ -483,13 +484,11 @@ retry_random(void)
  * grows with each failure and keeps it away long after the broker is back;
  * held, it is connected as soon as the backend answers again.  The pause
  * before the next attempt grows (backend.h), and no attempt begins once
- * connect_timeout has passed since the first.  On the timer, which
- * on_timer() tells from a timeout because nothing else leaves a
- * connecting connection with neither a connect under way nor a place in a
- * queue.  1: ${c} waits; 0: give up.
+ * connect_timeout has passed since the first.  On the timer, marked by
+ * retry_wait.  1: ${c} waits; 0: give up.
  */
 static int
-backend_retry_later(struct conn *c, const char *backend, const char *why)
+backend_retry_later(struct conn *c, const char *why)
 {
 	uint64_t elapsed = now_usec() - c->connect_started;
 	uint64_t budget = (uint64_t)c->service->settings.connect_timeout * 1000000;
@@ -504,34 +503,27 @@ backend_retry_later(struct conn *c, const char *backend, const char *why)
 	ms = backend_retry_pause_ms(elapsed / 1000, retry_random());
 	if (elapsed + (uint64_t)ms * 1000 >= budget)
 		ms = (unsigned)((budget - elapsed) / 1000) - BACKEND_RETRY_MIN_MS / 2;
-	log_debug("%s %s: backend %s: %s; trying again in %u ms", c->service->settings.name,
-	    c->peer, backend, why, ms);
+	log_debug("%s %s: backend %s:%u: %s; trying again in %u ms", c->service->settings.name,
+	    c->peer, conn_route(c)->backend.host, conn_route(c)->backend.port, why, ms);
 	conn_count_backend(c, STAT_BACKEND_RETRIED);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	c->retry_wait = 1;
 	event_add(&c->timer, &tv);
 	return 1;
-}
-
-/* On the timer: the pause of backend_retry_later() is over. */
-static int
-backend_retry_due(const struct conn *c)
-{
-	return c->state == CONN_CONNECTING && c->connecting == NULL && c->waiting_in == NULL;
 }
 
 static void
 backend_retry_now(struct conn *c)
 {
-	struct pollfd pfd = { .fd = c->sock.fd, .events = POLLRDHUP };
-
+	c->retry_wait = 0;
 	/*
-	 * A client that closed or reset while held has given up: its request,
-	 * relayed now, would reach a broker that it no longer waits for, and
-	 * an MQTT CONNECT would take the session over from the client's newer
-	 * connection.  A FIN ends it here, unlike a half-close while relaying.
+	 * A client that closed or reset while held, for as long as a broker
+	 * takes to come back, has given up: its request, relayed now, would
+	 * reach a broker that it no longer waits for, and an MQTT CONNECT
+	 * would take the session over from the client's newer connection.
 	 */
-	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+	if (client_gone(c, 1)) {
 		log_info("%s %s: closed by the client while waiting for its backend connect",
 		    c->service->settings.name, c->peer);
 		conn_count_backend(c, STAT_BACKEND_DROPPED);
@@ -553,10 +545,10 @@ on_backend_connected(int fd, const char *why, void *arg)
 		pacer_leave(conn_backend_pacer(c));
 	}
 	if (fd < 0) {
+		if (backend_retry_later(c, why))
+			return;
 		snprintf(backend, sizeof(backend), "%s:%u", conn_route(c)->backend.host,
 		    conn_route(c)->backend.port);
-		if (backend_retry_later(c, backend, why))
-			return;
 		if (c->service->settings.connect_retry)
 			log_warning("%s %s: backend %s: %s; tried for %.1f s (connect_timeout %llds), "
 			    "closed", c->service->settings.name, c->peer, backend, why,
@@ -694,7 +686,6 @@ static void
 backend_turn(struct conn *c)
 {
 	struct pacer *p = conn_backend_pacer(c);
-	char backend[ADDR_TEXT_MAX + ADDR_HOST_MAX];
 	int64_t left = connect_time_left(c);
 
 	if (pacer_limited(p)) {
@@ -709,10 +700,8 @@ backend_turn(struct conn *c)
 		case PACER_FULL:
 			/* Held clients retrying fill the queue while the broker is
 			 * down: one of them waits another pause rather than closing. */
-			snprintf(backend, sizeof(backend), "%s:%u", conn_route(c)->backend.host,
-			    conn_route(c)->backend.port);
 			if (c->connect_started != 0 &&
-			    backend_retry_later(c, backend, "its backend queue is full"))
+			    backend_retry_later(c, "its backend queue is full"))
 				return;
 			log_queue_full(c, 0);
 			SSL_shutdown(c->ssl);
@@ -780,7 +769,7 @@ hello_waits(struct conn *c)
 		    (c->service->settings.protocols & PROTO_TLS13) != 0);
 	/* A ClientHello in several segments (post-quantum key shares are
 	 * large): sleep until its record is all there, not once a segment. */
-	if (kind == CLIENT_HELLO_PARTIAL && !client_gone(c)) {
+	if (kind == CLIENT_HELLO_PARTIAL && !client_gone(c, 0)) {
 		want = (int)client_hello_wanted(c->env->scratch, (size_t)n);
 		if (setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0) {
 			c->hello_lowat = 1;
@@ -915,7 +904,7 @@ run_offloaded_step(struct handshake_job *job)
 	struct offloaded_step *s = (struct offloaded_step *)(void *)job;
 
 	/* A device that gave up while it waited: no signature for nobody. */
-	if (client_gone(s->conn)) {
+	if (client_gone(s->conn, 0)) {
 		s->out.ret = 0;
 		s->out.err = SSL_ERROR_SYSCALL;
 		s->out.closed = 1;
@@ -1084,7 +1073,7 @@ turn_came(struct conn *c)
 		    now_usec() - c->wait.since);
 	else
 		conn_time_backend(c, STAT_TIME_BACKEND_WAIT, now_usec() - c->wait.since);
-	if (client_gone(c)) {
+	if (client_gone(c, 0)) {
 		pacer_return(p);	/* the next in line gets the turn */
 		log_info("%s %s: closed by the client while waiting for %s",
 		    c->service->settings.name, c->peer, handshake ?
@@ -1141,7 +1130,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 	if (c->offloaded != NULL && offloaded_step_check(c) == 0)
 		return;
-	if (backend_retry_due(c)) {
+	if (c->retry_wait) {
 		backend_retry_now(c);
 		return;
 	}
