@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "asn1_time.h"
 #include "crl.h"
 #include "log.h"
 
@@ -81,16 +82,6 @@ indexes(void)
 	    ssl_index >= 0 ? 0 : -1;
 }
 
-static time_t
-asn1_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
-}
-
 static const char *
 time_text(time_t t, char *buf, size_t len)
 {
@@ -112,7 +103,7 @@ warn_expired(struct crl_set *set, const X509_CRL *crl)
 	log_warning("%s: crl %s: the CRL of %s is past its nextUpdate (%s); it still "
 	    "revokes every certificate it lists: fetch a fresh CRL and reload", set->listener,
 	    set->file, crl ? ssl_name_text(X509_CRL_get_issuer(crl), issuer, sizeof(issuer)) :
-	    "a client CA", time_text(crl ? asn1_time(X509_CRL_get0_nextUpdate(crl)) : 0, when,
+	    "a client CA", time_text(crl ? (time_t)asn1_time_seconds(X509_CRL_get0_nextUpdate(crl)) : 0, when,
 	    sizeof(when)));
 }
 
@@ -236,16 +227,16 @@ add_crls(struct crl_set *set, X509_STORE *store, const struct config_where *w,
 			rc = -1;
 			continue;
 		}
-		if (asn1_time(X509_CRL_get0_lastUpdate(crl)) > now) {
+		if ((time_t)asn1_time_seconds(X509_CRL_get0_lastUpdate(crl)) > now) {
 			config_errors_add(errs, w->file, w->line, "crl", "the CRL of %s is not "
 			    "valid before %s, and this host's clock is behind that (check the "
 			    "clock, or use the CA's previous CRL)", issuer,
-			    time_text(asn1_time(X509_CRL_get0_lastUpdate(crl)), when,
+			    time_text((time_t)asn1_time_seconds(X509_CRL_get0_lastUpdate(crl)), when,
 			    sizeof(when)));
 			rc = -1;
 			continue;
 		}
-		next = asn1_time(X509_CRL_get0_nextUpdate(crl));
+		next = (time_t)asn1_time_seconds(X509_CRL_get0_nextUpdate(crl));
 		if (next != 0 && (set->next_update == 0 || next < set->next_update))
 			set->next_update = next;
 		if (next != 0 && next < now)

@@ -38,6 +38,7 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "asn1_time.h"
 #include "cert_store.h"
 #include "crl.h"
 #include "log.h"
@@ -485,15 +486,6 @@ write_crl(struct metrics *m, struct evbuffer *b)
 	}
 }
 
-/* ${t} in seconds since the epoch; 0 if it cannot be read. */
-static long long
-asn1_seconds(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	return t != NULL && ASN1_TIME_to_tm(t, &tm) == 1 ? (long long)timegm(&tm) : 0;
-}
-
 /*
  * One series per certificate entry of every listener: its notAfter
  * (${ocsp} 0), or the nextUpdate of the OCSP response it staples (${ocsp}
@@ -529,7 +521,7 @@ write_certificate_times(struct metrics *m, struct evbuffer *b, int ocsp)
 			    label(c->cert, path, sizeof(path)));
 			if (!ocsp)
 				evbuffer_add_printf(b, "%lld\n",
-				    asn1_seconds(X509_get0_notAfter(cert)));
+				    (long long)asn1_time_seconds(X509_get0_notAfter(cert)));
 			else if ((st = ocsp_staple_of(cert)) != NULL &&
 			    (next = ocsp_staple_next_update(st)) == 0)
 				evbuffer_add_printf(b, "+Inf\n");

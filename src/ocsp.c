@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 
+#include "asn1_time.h"
 #include "log.h"
 #include "ocsp.h"
 
@@ -58,17 +59,6 @@ static int
 staple_index(void)
 {
 	return pthread_once(&index_once, alloc_index) == 0 && x509_index >= 0 ? 0 : -1;
-}
-
-/* ${t} in seconds since the epoch; 0 if ${t} is NULL or unreadable. */
-static int64_t
-epoch_of(const ASN1_GENERALIZEDTIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
 }
 
 /* ${t} as "YYYY-MM-DD hh:mm:ssZ" in ${buf}; returns ${buf}. */
@@ -238,16 +228,16 @@ check_single(OCSP_SINGLERESP *single, int64_t now, int64_t *next, char *why, siz
 		    status == V_OCSP_CERTSTATUS_UNKNOWN ? "unknown" : "unreadable");
 		return -1;
 	}
-	if (this_update == NULL || epoch_of(this_update) == 0) {
+	if (this_update == NULL || asn1_time_seconds(this_update) == 0) {
 		snprintf(why, whylen, "the response has no readable thisUpdate");
 		return -1;
 	}
-	if (epoch_of(this_update) > now + OCSP_STAPLE_SKEW) {
+	if (asn1_time_seconds(this_update) > now + OCSP_STAPLE_SKEW) {
 		snprintf(why, whylen, "its thisUpdate %s is ahead of this host's clock (check "
 		    "the clock)", when_text(this_update, when, sizeof(when)));
 		return -1;
 	}
-	*next = next_update != NULL ? epoch_of(next_update) : 0;
+	*next = next_update != NULL ? asn1_time_seconds(next_update) : 0;
 	if (next_update != NULL && *next <= now) {
 		snprintf(why, whylen, "expired: its nextUpdate %s has passed (fetch a new "
 		    "response)", when_text(next_update, when, sizeof(when)));

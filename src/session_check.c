@@ -23,7 +23,6 @@
  * ours); session_check() compares it first, so that each refusal is counted
  * and logged like the others.  So no fingerprint is carried in the ticket.
  */
-#define _GNU_SOURCE	/* timegm */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 
+#include "asn1_time.h"
 #include "crl.h"
 #include "log.h"
 #include "session_check.h"
@@ -411,13 +411,7 @@ auth_time_of(const SSL_SESSION *sess)
 static int64_t
 not_after_of(X509 *cert)
 {
-	struct tm tm;
-
-	if (cert == NULL)
-		return INT64_MAX;
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
+	return cert == NULL ? INT64_MAX : asn1_time_seconds(X509_get0_notAfter(cert));
 }
 
 /* "subject "CN=...", serial 1A2B" of ${cert}, or "no client certificate". */
